@@ -1,0 +1,20 @@
+"""The advice lines of the workshop's debugging checklist, in one place.
+
+Events, status files and the UI quote these, so a newcomer reads the same words
+wherever the problem shows up.
+"""
+
+ADVICE = {
+    "nan": ("lower the learning rate tenfold (e.g. lr=2e-5), then check the data for empty or "
+            "broken examples; the last good checkpoint was kept"),
+    "grad_spike": ("usually one bad or unusually long example, or a learning rate on the high side: "
+                   "gradient clipping (max_grad_norm) limits the damage; inspect the data if it repeats"),
+    "loss_spike": ("often a few bad samples: look at the examples of this step's batch; keep gradient "
+                   "clipping on (max_grad_norm=1.0)"),
+    "loss_flat": "check the data and the prompt masking, then raise the learning rate",
+    "overfit": "eval loss rising while train loss falls is overfitting: fewer epochs or early stopping",
+    "oom": ("try, in order: a smaller batch_size with more grad_accum, grad_ckpt=true, "
+            "method=qlora, a shorter max_length, a smaller model"),
+    "mem_high": "memory is close to the limit: a smaller batch_size or grad_ckpt=true leaves room",
+    "slow_io": "the GPU waits for data: use a bigger batch or check the disk",
+}

@@ -1,0 +1,173 @@
+"""The bridge from HF Trainer to our event log: one TrainerCallback that reports every
+step, eval, checkpoint and sample, watches for numerical trouble and honours stop requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from transformers import TrainerCallback
+
+from cockpit import events as ev
+from cockpit.advice import ADVICE
+from cockpit.rundir import write_status
+from cockpit.telemetry import GpuPoller, memory_snapshot
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_MARKER = "cockpit-complete"
+GRAD_SPIKE = 100.0
+GPU_POLL_S = 5.0
+
+
+class TokenCounter:
+    """Counts useful (non-padding) tokens as the collator builds batches."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.total = start
+
+
+class StopFlag:
+    """Set by the signal handler; read by the callback at the next step boundary."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name = ""
+
+
+class EventCallback(TrainerCallback):
+    """Turns Trainer hooks into events on ``sink`` and keeps ``status.json`` current."""
+
+    def __init__(self, sink: ev.EventSink, run_dir: Path, tokens: TokenCounter, stop: StopFlag,
+                 sampler: Callable[[int], None] | None, sample_every: int, patience: int,
+                 start_step: int, world_size: int = 1) -> None:
+        self.sink = sink
+        self.run_dir = run_dir
+        self.tokens = tokens
+        self.stop = stop
+        self.sampler = sampler
+        self.sample_every = sample_every
+        self.patience = patience
+        self.world_size = world_size
+        self.start_step = start_step
+        self.session_t0 = time.time()
+        self._last_t = self.session_t0
+        self._last_tokens = tokens.total
+        self._gpu = GpuPoller()
+        self._last_gpu = 0.0
+        self.best_eval: float | None = None
+        self._bad_evals = 0
+        self.best_loss: float | None = None
+        self.last_loss: float | None = None
+        self.failure: tuple[str, str] | None = None  # (message, advice) when the run must fail
+        self._loss_ema: float | None = None
+
+    # -- helpers -------------------------------------------------------------
+    def _eta(self, step: int, total: int) -> float | None:
+        """Remaining time from THIS session's speed (a resumed run does not count old steps)."""
+        done = step - self.start_step
+        if done <= 0 or total <= 0:
+            return None
+        return (time.time() - self.session_t0) / done * max(0, total - step)
+
+    # -- hooks ---------------------------------------------------------------
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step < self.start_step:  # resumed: the loaded state is the truth
+            self.start_step = state.global_step
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        step = state.global_step
+        if "loss" in logs:
+            loss = float(logs["loss"])
+            grad = logs.get("grad_norm")
+            grad = float(grad) if grad is not None else None
+            now = time.time()
+            dt = max(now - self._last_t, 1e-9)
+            tps = (self.tokens.total - self._last_tokens) * self.world_size / dt
+            self._last_t, self._last_tokens = now, self.tokens.total
+            self.sink.emit(ev.Step(
+                step=step, epoch=float(state.epoch or 0.0), loss=loss, grad_norm=grad,
+                lr=logs.get("learning_rate"), tokens_per_s=round(tps, 2), tokens=self.tokens.total * self.world_size,
+                elapsed_s=round(now - self.session_t0, 3), eta_s=self._eta(step, state.max_steps),
+                mem=memory_snapshot(),
+            ))
+            self._watch(step, loss, grad, control)
+            if math.isfinite(loss):
+                self.last_loss = loss
+                self.best_loss = loss if self.best_loss is None else min(self.best_loss, loss)
+            write_status(self.run_dir, state="running", step=step, total_steps=state.max_steps,
+                         loss=self.last_loss, best_loss=self.best_loss, eta_s=self._eta(step, state.max_steps))
+        if "eval_loss" in logs:
+            eval_loss = float(logs["eval_loss"])
+            metrics = {k: v for k, v in logs.items() if k.startswith("eval_") and k != "eval_loss"}
+            self.sink.emit(ev.Eval(step=step, eval_loss=eval_loss, metrics=metrics))
+            self._early_stop(eval_loss, control)
+            write_status(self.run_dir, eval_loss=eval_loss, best_eval_loss=self.best_eval)
+        self._poll_gpu(step)
+
+    def _watch(self, step: int, loss: float, grad: float | None, control) -> None:
+        """NaN stops the run; a gradient or loss spike is a warning (workshop checklist)."""
+        if not math.isfinite(loss) or (grad is not None and not math.isfinite(grad)):
+            what = "loss" if not math.isfinite(loss) else "gradient norm"
+            self.failure = (f"the {what} became {loss if what == 'loss' else grad} at step {step}", ADVICE["nan"])
+            self.sink.emit(ev.Warning(step=step, kind="nan", message=self.failure[0], advice=ADVICE["nan"]))
+            control.should_training_stop = True
+            control.should_save = False  # keep the last good checkpoint, never save a broken one
+            return
+        if grad is not None and grad > GRAD_SPIKE:
+            self.sink.emit(ev.Warning(step=step, kind="grad_spike",
+                                      message=f"gradient norm {grad:.1f} at step {step} (above {GRAD_SPIKE:.0f})",
+                                      advice=ADVICE["grad_spike"]))
+        if self._loss_ema is not None and loss > 2.0 * self._loss_ema and loss - self._loss_ema > 0.5:
+            self.sink.emit(ev.Warning(step=step, kind="loss_spike",
+                                      message=f"loss jumped to {loss:.3f} (recent average {self._loss_ema:.3f})",
+                                      advice=ADVICE["loss_spike"]))
+        self._loss_ema = loss if self._loss_ema is None else 0.8 * self._loss_ema + 0.2 * loss
+
+    def _early_stop(self, eval_loss: float, control) -> None:
+        if self.best_eval is None or eval_loss < self.best_eval:
+            self.best_eval = eval_loss
+            self._bad_evals = 0
+            return
+        self._bad_evals += 1
+        if self.patience and self._bad_evals >= self.patience:
+            self.sink.emit(ev.Warning(kind="early_stop", message=(
+                f"eval loss has not improved for {self._bad_evals} evaluations (best {self.best_eval:.4f})"),
+                advice=ADVICE["overfit"]))
+            control.should_training_stop = True
+            control.should_save = True
+
+    def _poll_gpu(self, step: int) -> None:
+        if not self._gpu.available or time.time() - self._last_gpu < GPU_POLL_S:
+            return
+        self._last_gpu = time.time()
+        self.sink.emit(ev.Gpu(step=step, devices=self._gpu.read()))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.stop.requested:
+            control.should_save = True
+            control.should_training_stop = True
+            return
+        if (self.sampler and self.sample_every and state.is_world_process_zero
+                and state.global_step % self.sample_every == 0 and state.global_step < state.max_steps):
+            self.sampler(state.global_step)
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if ckpt.is_dir():
+            # Written last: a checkpoint without it was interrupted mid-save and is never resumed from.
+            (ckpt / CHECKPOINT_MARKER).write_text(f"{state.global_step}\n")
+            self.sink.emit(ev.Checkpoint(step=state.global_step, path=str(ckpt.relative_to(self.run_dir))))
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return {"final_loss": self.last_loss, "best_loss": self.best_loss, "best_eval_loss": self.best_eval,
+                "duration_s": round(time.time() - self.session_t0, 2), "tokens": self.tokens.total * self.world_size}

@@ -1,0 +1,87 @@
+"""The ``llm-cockpit`` console script.
+
+Sub-commands live in ``cockpit/cli_*.py`` modules, each with ``register(subparsers)``;
+this module only wires them and turns :class:`~cockpit.errors.CockpitError` into one
+line on stderr (exit 1, or 2 for usage). Heavy libraries (torch, transformers, peft)
+are imported inside the handlers that need them, never at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from cockpit import __version__
+from cockpit.errors import CockpitError
+
+COMMAND_MODULES = (
+    "cockpit.cli_train",
+    "cockpit.cli_data",
+    "cockpit.cli_plan",
+    "cockpit.cli_eval",
+    "cockpit.cli_export",
+    "cockpit.cli_tui",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llm-cockpit",
+        description="A terminal cockpit for fine-tuning LLMs on your own hardware.",
+    )
+    parser.add_argument("--version", action="version", version=f"llm-cockpit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a command module not written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    func = getattr(args, "func", None)
+    if func is None:
+        func = _default_command(sub_parser=parser)
+        if func is None:
+            parser.print_help()
+            return 0
+    try:
+        return int(func(args) or 0)
+    except CockpitError as exc:
+        if args.debug:
+            raise
+        print(f"llm-cockpit: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("llm-cockpit: interrupted", file=sys.stderr)
+        return 130
+
+
+def _default_command(sub_parser: argparse.ArgumentParser):
+    """``llm-cockpit`` with no command opens the TUI when it is installed."""
+    try:
+        module = importlib.import_module("cockpit.cli_tui")
+    except ModuleNotFoundError:
+        return None
+    return module.default_handler(sub_parser)
+
+
+def entry_point() -> None:  # the console script
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry_point()

@@ -1,0 +1,209 @@
+"""``train``, ``runs``, ``stop`` and ``resume``: starting and managing training runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from cockpit.config import TrainConfig, build_config, field_docs, list_presets, parse_overrides
+from cockpit.errors import CockpitError
+from cockpit.rundir import EVENTS_FILE, list_runs, resolve_run
+
+DEFAULT_RUNS = TrainConfig.output_dir
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="start a training run (detached unless --foreground)",
+                       description="Start a training run. Settings: the preset, then --config, then key=value "
+                                   "pairs (see --keys). Prints the run directory.")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lr=1e-4 epochs=2")
+    p.add_argument("--preset", default=None, help=f"preset name ({', '.join(list_presets())}); default cpu-demo")
+    p.add_argument("--config", default=None, help="a YAML file of key: value settings")
+    p.add_argument("--foreground", action="store_true", help="train in this process and print progress")
+    p.add_argument("--num-processes", type=int, default=1, help="data-parallel processes (accelerate launch)")
+    p.add_argument("--keys", action="store_true", help="list every config key with its meaning and exit")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config as YAML and exit")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("runs", help="list training runs with their state")
+    p.add_argument("--output-dir", default=DEFAULT_RUNS)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("stop", help="stop a run gracefully (it saves a checkpoint first)")
+    p.add_argument("run", nargs="?", default=None, help="run name or path (default: latest)")
+    p.add_argument("--output-dir", default=DEFAULT_RUNS)
+    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for the trainer to finish stopping")
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("resume", help="continue a stopped or failed run from its newest checkpoint")
+    p.add_argument("run", help="run name or path")
+    p.add_argument("--output-dir", default=DEFAULT_RUNS)
+    p.add_argument("--foreground", action="store_true")
+    p.add_argument("--num-processes", type=int, default=1)
+    p.set_defaults(func=cmd_resume)
+
+
+def cmd_train(args) -> int:
+    from cockpit.config import config_to_yaml
+
+    if args.keys:
+        for key, doc in field_docs().items():
+            print(f"{key:24} {doc}")
+        return 0
+    cfg = build_config(args.preset, args.config, parse_overrides(args.overrides))
+    if args.num_processes < 1:
+        raise CockpitError(f"--num-processes must be >= 1, got {args.num_processes}")
+    if args.dry_run:
+        print(config_to_yaml(cfg), end="")
+        return 0
+    from cockpit.launch import prepare_run, spawn_trainer
+
+    run_dir = prepare_run(cfg)
+    if args.foreground and args.num_processes == 1:
+        print(run_dir, flush=True)
+        return run_foreground(run_dir, resume=False)
+    spawn_trainer(run_dir, num_processes=args.num_processes)
+    print(run_dir)
+    if args.foreground:
+        return _wait_printing(run_dir)
+    print(f"training in the background; follow it with: llm-cockpit attach {run_dir.name}", file=sys.stderr)
+    return 0
+
+
+def run_foreground(run_dir: Path, resume: bool) -> int:
+    """Train in this process, printing one line per event on stderr (and writing the log)."""
+    import logging
+
+    from cockpit import events as ev
+    from cockpit.trainer import TrainingRun
+    from cockpit.trainer_main import install_signal_handlers
+    from cockpit.callbacks import StopFlag
+
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+    class Tee:
+        def __init__(self) -> None:
+            self.file = ev.JsonlSink(run_dir / EVENTS_FILE)
+
+        def emit(self, event) -> None:
+            self.file.emit(event)
+            line = format_event(event)
+            if line:
+                print(line, file=sys.stderr, flush=True)
+
+    tee = Tee()
+    stop = StopFlag()
+    install_signal_handlers(stop, run_dir)
+    try:
+        state = TrainingRun(run_dir, resume=resume, stop=stop, sink=tee).execute()
+    finally:
+        tee.file.close()
+        logging.getLogger().removeHandler(handler)
+    return 0 if state in ("finished", "stopped") else 1
+
+
+def _wait_printing(run_dir: Path) -> int:
+    from cockpit import events as ev
+    from cockpit.rundir import FINAL_STATES, effective_status
+
+    tail = ev.EventTail(run_dir / EVENTS_FILE)
+    while True:
+        for event in tail.read_new():
+            line = format_event(event)
+            if line:
+                print(line, file=sys.stderr, flush=True)
+        state = effective_status(run_dir).get("state")
+        if state in FINAL_STATES:
+            for event in tail.read_new():
+                line = format_event(event)
+                if line:
+                    print(line, file=sys.stderr, flush=True)
+            return 0 if state in ("finished", "stopped") else 1
+        time.sleep(0.5)
+
+
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def format_event(event) -> str | None:
+    """One readable line for an event (None for events not worth a line)."""
+    from cockpit import events as ev
+
+    if isinstance(event, ev.RunStarted):
+        again = f" (resumed from {event.resumed_from})" if event.resumed_from else ""
+        return f"started {event.method} on {event.model}: {event.total_steps} steps{again}"
+    if isinstance(event, ev.Step):
+        eta = f"{event.eta_s:.0f}s" if event.eta_s is not None else "-"
+        return (f"step {event.step:>5}  loss {_fmt(event.loss, '.4f')}  grad {_fmt(event.grad_norm, '.3f')}  "
+                f"lr {_fmt(event.lr, '.2e')}  {_fmt(event.tokens_per_s, '.0f')} tok/s  eta {eta}")
+    if isinstance(event, ev.Eval):
+        return f"eval  {event.step:>5}  eval_loss {_fmt(event.eval_loss, '.4f')}"
+    if isinstance(event, ev.Sample):
+        who = "base" if event.baseline is not None else f"step {event.step}"
+        return f"sample [{who}] {event.prompt[:60]!r} -> {event.output[:100]!r}"
+    if isinstance(event, ev.Warning):
+        return f"{'note' if event.kind == 'info' else 'warning'}: {event.message}" + (
+            f" -> {event.advice}" if event.advice else "")
+    if isinstance(event, ev.Checkpoint):
+        return f"checkpoint {event.path}"
+    if isinstance(event, ev.Error):
+        return f"error: {event.message} -> {event.advice}"
+    if isinstance(event, ev.RunFinished):
+        s = event.summary
+        return f"{event.state} at step {event.step}" + (
+            f": final loss {_fmt(s.get('final_loss'), '.4f')}, {s.get('duration_s', 0):.0f}s" if s else "")
+    return None
+
+
+def cmd_runs(args) -> int:
+    runs = list_runs(args.output_dir)
+    if args.json:
+        print(json.dumps([{**r.__dict__, "path": str(r.path), "name": r.name} for r in runs], indent=2))
+        return 0
+    if not runs:
+        print(f"no runs under {args.output_dir} yet; start one with: llm-cockpit train", file=sys.stderr)
+        return 0
+    print(f"{'RUN':34} {'STATE':9} {'METHOD':6} {'STEP':>11} {'BEST LOSS':>9}  MODEL")
+    for r in runs:
+        steps = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
+        best = f"{r.best_loss:.4f}" if isinstance(r.best_loss, (int, float)) else "-"
+        print(f"{r.name:34} {r.state:9} {r.method:6} {steps:>11} {best:>9}  {r.model}")
+    return 0
+
+
+def cmd_stop(args) -> int:
+    from cockpit.launch import stop_run
+
+    run_dir = resolve_run(args.run, args.output_dir)
+    state = stop_run(run_dir, timeout=args.wait)
+    print(f"{run_dir.name}: {'stop requested' if state in ('starting', 'running') else state}")
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from cockpit.launch import resume_run
+
+    run_dir = resolve_run(args.run, args.output_dir)
+    if args.foreground and args.num_processes == 1:
+        from cockpit.launch import effective_status  # noqa: F401 - same checks as the detached path
+        from cockpit.rundir import write_status
+
+        status = __import__("cockpit.rundir", fromlist=["effective_status"]).effective_status(run_dir)
+        if status.get("state") in ("starting", "running"):
+            raise CockpitError(f"run {run_dir.name} is still running", f"follow it: llm-cockpit attach {run_dir.name}")
+        write_status(run_dir, state="starting")
+        print(run_dir, flush=True)
+        return run_foreground(run_dir, resume=True)
+    pid = resume_run(run_dir, num_processes=args.num_processes)
+    print(run_dir)
+    print(f"resumed in the background (pid {pid}); follow it with: llm-cockpit attach {run_dir.name}",
+          file=sys.stderr)
+    if args.foreground:
+        return _wait_printing(run_dir)
+    return 0

@@ -1,0 +1,364 @@
+"""Training configuration: one typed dataclass, YAML presets, ``key=value`` overrides.
+
+Resolution order (later wins): the dataclass defaults, the preset (``presets/NAME.yaml``,
+default ``cpu-demo``), a ``--config FILE``, then ``key=value`` pairs from the command line.
+Validation names the offending key and the allowed values. The resolved config is saved
+in each run as ``config_used.yaml``; secrets never live in it (tokens come from the
+environment or the Hugging Face login only).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import functools
+import inspect
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cockpit.errors import CockpitError
+from cockpit.paths import PRESETS_DIR
+
+METHODS = ("full", "lora", "int8", "qlora")
+SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DEFAULT_PRESET = "cpu-demo"
+BUNDLED_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+LORA_ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; every field is a ``key=value`` on the command line."""
+
+    model: str = BUNDLED_MODEL
+    """Base model: a hub id, a local model directory, or a .gguf file. The default is the
+    bundled SmolLM2-135M-Instruct, which works offline."""
+
+    data: str = "data/dsl_train.jsonl"
+    """Training data: JSONL, one example per line, prompt/completion or chat messages."""
+
+    eval_data: str | None = None
+    """Held-out data in the same format; when empty, ``eval_split`` of ``data`` is held out."""
+
+    eval_split: float = 0.1
+    """Share of ``data`` held out for evaluation when no ``eval_data`` is given (0 disables)."""
+
+    method: str = "lora"
+    """full (all weights), lora (adapters on a 16-bit base), int8 (8-bit base + LoRA),
+    qlora (4-bit NF4 base + LoRA)."""
+
+    epochs: float = 3.0
+    """Passes over the training data (ignored when ``max_steps`` > 0)."""
+
+    max_steps: int = 0
+    """Stop after this many optimizer steps; 0 means train for ``epochs``."""
+
+    batch_size: int = 4
+    """Examples per device per forward pass (the micro-batch)."""
+
+    grad_accum: int = 1
+    """Micro-batches summed before each optimizer step; effective batch = batch_size x grad_accum x GPUs."""
+
+    lr: float = 2e-4
+    """Peak learning rate (LoRA: 1e-4..5e-4; full fine-tuning of small models: lower)."""
+
+    warmup_ratio: float = 0.03
+    """Share of the steps spent warming the learning rate up from 0 (3-10% is usual)."""
+
+    lr_scheduler: str = "cosine"
+    """How the learning rate decays after warmup: cosine, linear, constant, constant_with_warmup."""
+
+    weight_decay: float = 0.0
+    """AdamW weight decay (0-0.1)."""
+
+    max_grad_norm: float = 1.0
+    """Gradient clipping threshold (0.5-1.0 is usual)."""
+
+    max_length: int = 512
+    """Longest tokenized example; longer ones are truncated (the report says how many)."""
+
+    packing: bool = False
+    """Concatenate the examples of a batch into one row with no padding at all (padding-free)."""
+
+    lora_r: int = 16
+    """LoRA rank: the width of the adapter matrices (8-64)."""
+
+    lora_alpha: int = 32
+    """LoRA scale numerator; the update is scaled by alpha / r (2 x r is a common choice)."""
+
+    lora_dropout: float = 0.05
+    """Dropout on the LoRA input (0-0.1)."""
+
+    lora_target_modules: list[str] = field(default_factory=lambda: list(LORA_ALL_LINEAR))
+    """Layers that get adapters; the default is every attention and MLP projection."""
+
+    grad_ckpt: bool = False
+    """Gradient checkpointing: recompute activations in the backward pass (30-50% less
+    activation memory for about 20-30% more time)."""
+
+    precision: str = "auto"
+    """auto (bf16 on GPUs that support it, else fp16; fp32 on CPU), fp32, fp16, bf16."""
+
+    save_steps: int = 50
+    """Write a full checkpoint every N optimizer steps (a stop or a crash loses at most these)."""
+
+    save_total_limit: int = 3
+    """Keep at most this many checkpoints (oldest removed first)."""
+
+    eval_steps: int = 0
+    """Compute the eval loss every N steps; 0 means only at the end."""
+
+    early_stopping_patience: int = 0
+    """Stop when the eval loss has not improved for this many evaluations (0 disables)."""
+
+    logging_steps: int = 1
+    """Write a ``step`` event every N optimizer steps."""
+
+    sample_every: int = 0
+    """Generate answers to the probe prompts every N steps (0: only at the start and the end)."""
+
+    sample_prompts: list[str] = field(default_factory=list)
+    """Probe prompts for sample generations; empty means the first eval examples' prompts."""
+
+    sample_count: int = 3
+    """How many probe prompts are taken from the eval data when ``sample_prompts`` is empty."""
+
+    sample_max_new_tokens: int = 64
+    """Length limit of each sample generation."""
+
+    system_prompt: str | None = None
+    """A system message added to every example that has none (and to the probes)."""
+
+    seed: int = 42
+    """Seed for weights init, data order and dropout: the same seed gives the same run."""
+
+    output_dir: str = "outputs/runs"
+    """Root of the run directories; each run gets a timestamped directory, ``latest`` points at the newest."""
+
+    run_name: str | None = None
+    """Optional suffix of the run directory's name."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def uses_lora(self) -> bool:
+        return self.method in ("lora", "int8", "qlora")
+
+
+@functools.cache
+def field_docs() -> dict[str, str]:
+    """The docstring under each field of :class:`TrainConfig` (for help and the TUI)."""
+    tree = ast.parse(inspect.getsource(TrainConfig))
+    docs: dict[str, str] = {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def preset_path(name: str) -> Path:
+    """The YAML file of a preset name (or a path to a YAML file)."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        return p
+    candidate = PRESETS_DIR / f"{name}.yaml"
+    if candidate.is_file():
+        return candidate
+    raise CockpitError(f"no preset named {name!r}", f"available presets: {', '.join(list_presets())}")
+
+
+def list_presets() -> list[str]:
+    """Training presets (the model catalog and other non-training YAML files are excluded)."""
+    return sorted(
+        p.stem for p in PRESETS_DIR.glob("*.yaml") if not p.stem.startswith("_") and _is_training_preset(p)
+    )
+
+
+def _is_training_preset(path: Path) -> bool:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and set(data) <= set(field_names())
+
+
+def _load_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except IsADirectoryError as exc:
+        raise CockpitError(f"{what} {path} is a directory", "give a YAML file") from exc
+    except OSError as exc:
+        raise CockpitError(f"cannot read {what} {path}: {exc.strerror}", "check the path") from exc
+    except UnicodeDecodeError as exc:
+        raise CockpitError(f"{what} {path} is not UTF-8 text", "give a YAML file") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise CockpitError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})",
+                           "fix the YAML syntax") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise CockpitError(f"{path}: expected a mapping of key: value, got {type(data).__name__}",
+                           "write one 'key: value' per line")
+    return data
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["lr=1e-4", "grad_ckpt=true"]`` -> ``{"lr": 1e-4, "grad_ckpt": True}`` (YAML typing)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise CockpitError(f"override {pair!r} is not key=value", "write it like lr=1e-4")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        if key in ("lora_target_modules", "sample_prompts") and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        out[key] = value
+    return out
+
+
+def build_config(
+    preset: str | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Defaults <- preset <- config file <- overrides, validated."""
+    values: dict[str, Any] = {}
+    values.update(_load_yaml_mapping(preset_path(preset or DEFAULT_PRESET), "preset"))
+    if config_file:
+        values.update(_load_yaml_mapping(Path(config_file), "config file"))
+    values.update(overrides or {})
+    return config_from_dict(values)
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """Coerce and validate a mapping of keys into a :class:`TrainConfig`."""
+    known = field_names()
+    hints = typing.get_type_hints(TrainConfig)
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise CockpitError(f"unknown config key {key!r}", f"{hint}known keys: {', '.join(known)}")
+        kwargs[key] = _coerce(key, value, hints[key])
+    cfg = TrainConfig(**kwargs)
+    validate(cfg)
+    return cfg
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    optional = type(None) in typing.get_args(hint)
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        if optional:
+            return None
+        if origin is list:
+            return []
+        raise CockpitError(f"config key {key!r} needs a value", f"{field_docs().get(key, '')}".strip() or None)
+    target = args[0] if optional else hint
+    t_origin = typing.get_origin(target)
+    try:
+        if t_origin is list:
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+                raise TypeError
+            return [str(v) for v in value]
+        if target is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+                return value.lower() in ("true", "yes", "on", "1")
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            raise TypeError
+        if target is int:
+            if isinstance(value, bool):
+                raise TypeError
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            return int(str(value)) if not isinstance(value, int) else value
+        if target is float:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if target is str:
+            if isinstance(value, (dict, list)):
+                raise TypeError
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    tname = getattr(target, "__name__", str(target)).replace("list", "list of strings")
+    raise CockpitError(f"config key {key!r} must be {tname}, got {value!r}", field_docs().get(key))
+
+
+def _check(cond: bool, key: str, value: Any, allowed: str) -> None:
+    if not cond:
+        raise CockpitError(f"config key {key!r} has an impossible value {value!r}", f"allowed: {allowed}")
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Raise :class:`CockpitError` naming the first key whose value cannot work."""
+    _check(cfg.method in METHODS, "method", cfg.method, " | ".join(METHODS))
+    _check(cfg.lr_scheduler in SCHEDULERS, "lr_scheduler", cfg.lr_scheduler, " | ".join(SCHEDULERS))
+    _check(cfg.precision in PRECISIONS, "precision", cfg.precision, " | ".join(PRECISIONS))
+    for key in ("batch_size", "grad_accum", "max_length", "lora_r", "logging_steps", "save_steps",
+                "sample_count", "sample_max_new_tokens", "save_total_limit"):
+        _check(getattr(cfg, key) >= 1, key, getattr(cfg, key), "an integer >= 1")
+    for key in ("max_steps", "eval_steps", "sample_every", "early_stopping_patience", "seed"):
+        _check(getattr(cfg, key) >= 0, key, getattr(cfg, key), "an integer >= 0")
+    _check(math.isfinite(cfg.lr) and 0 < cfg.lr < 1, "lr", cfg.lr, "a number between 0 and 1 (e.g. 2e-4)")
+    _check(math.isfinite(cfg.epochs) and cfg.epochs > 0, "epochs", cfg.epochs, "a number > 0")
+    _check(0 <= cfg.warmup_ratio < 1, "warmup_ratio", cfg.warmup_ratio, "0 <= warmup_ratio < 1")
+    _check(0 <= cfg.eval_split < 1, "eval_split", cfg.eval_split, "0 <= eval_split < 1")
+    _check(0 <= cfg.weight_decay <= 1, "weight_decay", cfg.weight_decay, "0 <= weight_decay <= 1")
+    _check(0 <= cfg.lora_dropout < 1, "lora_dropout", cfg.lora_dropout, "0 <= lora_dropout < 1")
+    _check(cfg.max_grad_norm >= 0, "max_grad_norm", cfg.max_grad_norm, "a number >= 0 (0 disables clipping)")
+    _check(cfg.lora_alpha >= 1, "lora_alpha", cfg.lora_alpha, "an integer >= 1")
+    _check(bool(cfg.model.strip()), "model", cfg.model, "a hub id, a model directory or a .gguf file")
+    _check(bool(cfg.data.strip()), "data", cfg.data, "a JSONL file")
+    if cfg.uses_lora:
+        _check(bool(cfg.lora_target_modules), "lora_target_modules", cfg.lora_target_modules,
+               "a comma-separated list such as q_proj,v_proj")
+    if cfg.run_name is not None:
+        import re
+
+        _check(bool(re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", cfg.run_name)), "run_name", cfg.run_name,
+               "letters, digits, '.', '_' or '-'")
+
+
+def config_to_yaml(cfg: TrainConfig, header: str | None = None) -> str:
+    """The YAML written as ``config_used.yaml`` (field order kept)."""
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+    return (header or "") + text
+
+
+def load_config_file(path: str | os.PathLike[str]) -> TrainConfig:
+    """Read a saved ``config_used.yaml`` (no preset underneath: it is already complete)."""
+    return config_from_dict(_load_yaml_mapping(Path(path), "config"))

@@ -1,0 +1,138 @@
+"""Starting, stopping and resuming trainer processes.
+
+The trainer always runs as its own process in its own session (``start_new_session``):
+stdin closed, stdout and stderr into ``train.log``. Closing the terminal, dropping the
+SSH connection or quitting the TUI does not touch it. Viewers find it through
+``status.json`` (its pid) and follow ``events.jsonl``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cockpit.config import TrainConfig, config_to_yaml
+from cockpit.errors import CockpitError
+from cockpit.rundir import (ACTIVE_STATES, CONFIG_FILE, LOG_FILE, create_run_dir, effective_status, pid_alive,
+                            read_status, write_status)
+
+CONFIG_HEADER = ("# The resolved configuration of this run (preset + config file + overrides).\n"
+                 "# Secrets are never stored here: tokens come from the environment or the HF login.\n")
+
+
+def preflight(cfg: TrainConfig) -> None:
+    """Cheap checks before a run directory is created, so obvious mistakes cost nothing."""
+    data = Path(cfg.data)
+    for key, value in (("data", cfg.data), ("eval_data", cfg.eval_data)):
+        if not value:
+            continue
+        p = Path(value)
+        if p.is_dir():
+            raise CockpitError(f"{key}={value} is a directory", "give a JSONL file")
+        if not p.is_file():
+            raise CockpitError(f"{key}={value} does not exist", "give a JSONL file (try data/dsl_train.jsonl)")
+    del data
+    from cockpit.disk import require_free_space
+
+    require_free_space(Path(cfg.output_dir), what="the run directory")
+
+
+def prepare_run(cfg: TrainConfig) -> Path:
+    """Create the run directory with ``config_used.yaml`` and a ``starting`` status."""
+    preflight(cfg)
+    run_dir = create_run_dir(cfg.output_dir, cfg.run_name)
+    (run_dir / CONFIG_FILE).write_text(CONFIG_HEADER + config_to_yaml(cfg), encoding="utf-8")
+    write_status(run_dir, state="starting", pid=None, model=cfg.model, method=cfg.method, step=0,
+                 total_steps=0, started=time.time())
+    return run_dir
+
+
+def trainer_command(run_dir: Path, resume: bool = False, num_processes: int = 1) -> list[str]:
+    """The command line of the trainer process (through ``accelerate launch`` for DDP)."""
+    if num_processes > 1:
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "cockpit.trainer_main", str(run_dir)]
+    else:
+        cmd = [sys.executable, "-m", "cockpit.trainer_main", str(run_dir)]
+    if resume:
+        cmd.append("--resume")
+    return cmd
+
+
+def spawn_trainer(run_dir: Path, resume: bool = False, num_processes: int = 1) -> int:
+    """Start the detached trainer for ``run_dir``; returns its pid."""
+    log_path = run_dir / LOG_FILE
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    with open(log_path, "ab") as log_fh:
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            trainer_command(run_dir, resume, num_processes),
+            stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True, env=env, cwd=os.getcwd(),
+        )
+    write_status(run_dir, pid=proc.pid, launcher_pid=proc.pid)
+    return proc.pid
+
+
+def start_run(cfg: TrainConfig, num_processes: int = 1) -> Path:
+    """Create a run for ``cfg`` and start its detached trainer; returns the run directory."""
+    run_dir = prepare_run(cfg)
+    spawn_trainer(run_dir, num_processes=num_processes)
+    return run_dir
+
+
+def stop_run(run_dir: Path, timeout: float = 0.0) -> str:
+    """Ask the trainer to stop gracefully (SIGTERM: checkpoint, then ``stopped``).
+
+    With ``timeout`` > 0, wait that long for a final state; returns the state seen last.
+    """
+    status = effective_status(run_dir)
+    if status.get("state") not in ACTIVE_STATES:
+        raise CockpitError(f"run {run_dir.name} is not running (state: {status.get('state')})",
+                           "nothing to stop" if status.get("state") != "failed" else
+                           f"resume it with: llm-cockpit resume {run_dir.name}")
+    pid = int(read_status(run_dir)["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return effective_status(run_dir).get("state", "unknown")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = effective_status(run_dir).get("state")
+        if state not in ACTIVE_STATES:
+            return str(state)
+        time.sleep(0.2)
+    return str(effective_status(run_dir).get("state"))
+
+
+def resume_run(run_dir: Path, num_processes: int = 1) -> int:
+    """Continue a stopped or failed run from its newest complete checkpoint (detached)."""
+    status = effective_status(run_dir)
+    if status.get("state") in ACTIVE_STATES:
+        raise CockpitError(f"run {run_dir.name} is still running (pid {status.get('pid')})",
+                           f"follow it with: llm-cockpit attach {run_dir.name}")
+    if status.get("state") == "finished":
+        raise CockpitError(f"run {run_dir.name} already finished", "start a new run with llm-cockpit train")
+    write_status(run_dir, state="starting", error=None, advice=None)
+    return spawn_trainer(run_dir, resume=True, num_processes=num_processes)
+
+
+def wait_for(run_dir: Path, states: tuple[str, ...], timeout: float) -> str:
+    """Poll the status until one of ``states`` (or the timeout); returns the last state."""
+    deadline = time.time() + timeout
+    state = ""
+    while time.time() < deadline:
+        state = str(effective_status(run_dir).get("state"))
+        if state in states:
+            return state
+        time.sleep(0.2)
+    return state
+
+
+__all__ = ["prepare_run", "start_run", "stop_run", "resume_run", "spawn_trainer", "wait_for", "pid_alive"]

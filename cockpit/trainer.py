@@ -1,0 +1,313 @@
+"""One training run from its run directory: the process the TUI and the CLI only watch.
+
+``TrainingRun(run_dir).execute()`` reads ``config_used.yaml``, trains, and leaves the run
+directory in a final state (finished, stopped or failed) whatever happens. It is what
+``python -m cockpit.trainer_main RUN_DIR`` runs in the detached trainer process, and what
+``llm-cockpit train --foreground`` runs in the foreground.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from cockpit import events as ev
+from cockpit.advice import ADVICE
+from cockpit.callbacks import CHECKPOINT_MARKER, EventCallback, StopFlag, TokenCounter
+from cockpit.config import TrainConfig, load_config_file
+from cockpit.errors import CockpitError
+from cockpit.recipe import (ListDataset, count_tokens, emit_error, load_model, load_tokenizer, pick_precision,
+                            tokenize_all, trainable_parameters)
+from cockpit.rundir import CONFIG_FILE, EVENTS_FILE, read_status, write_status
+
+log = logging.getLogger(__name__)
+
+
+def newest_complete_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint with the highest step that finished saving (has our marker)."""
+    best: tuple[int, Path] | None = None
+    for p in (run_dir / "checkpoints").glob("checkpoint-*"):
+        try:
+            step = int(p.name.split("-", 1)[1])
+        except ValueError:
+            continue
+        if (p / CHECKPOINT_MARKER).exists() and (best is None or step > best[0]):
+            best = (step, p)
+    return best[1] if best else None
+
+
+class TrainingRun:
+    """``setup -> train -> save -> cleanup`` for one run directory."""
+
+    def __init__(self, run_dir: Path, resume: bool = False, stop: StopFlag | None = None,
+                 sink: ev.EventSink | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.stop = stop or StopFlag()
+        self._own_sink = sink is None
+        self.sink = sink or ev.JsonlSink(self.run_dir / EVENTS_FILE)
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.cfg: TrainConfig | None = None
+        self.trainer = None
+        self.callback: EventCallback | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    # -- the whole run ---------------------------------------------------------
+    def execute(self) -> str:
+        """Train and return the final state; never raises for training failures."""
+        if self.is_main:
+            write_status(self.run_dir, state="starting", pid=os.getpid(), error=None, advice=None)
+        step = 0
+        try:
+            self.setup()
+            state = self.train()
+            return state
+        except CockpitError as exc:
+            self._fail(exc.message, exc.advice or "", step)
+        except MemoryError:
+            self._fail("out of memory (host RAM) while training", ADVICE["oom"], step)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                self._fail(f"the disk is full while writing {exc.filename or self.run_dir}",
+                           "free some space (old checkpoints under outputs/runs) or set output_dir= elsewhere", step)
+            else:
+                self._fail(f"{type(exc).__name__}: {exc}", "see train.log in the run directory", step)
+        except Exception as exc:  # noqa: BLE001 - every failure ends the run as 'failed' with a line
+            if _is_oom(exc):
+                self._fail(f"out of memory: {str(exc).splitlines()[0][:200]}", ADVICE["oom"], step)
+            else:
+                log.exception("training failed")
+                self._fail(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
+                           "see train.log in the run directory; rerun with --debug for details", step)
+        finally:
+            self.cleanup()
+        return "failed"
+
+    def _fail(self, message: str, advice: str, step: int) -> None:
+        if not self.is_main:
+            return
+        step = self.trainer.state.global_step if self.trainer is not None else step
+        emit_error(self.sink, self.run_dir, message, advice, step=step)
+
+    # -- setup -------------------------------------------------------------------
+    def setup(self) -> None:
+        import transformers
+
+        from cockpit.data import load_examples_strict, split_examples
+        from cockpit.models import resolve_model
+
+        transformers.utils.logging.disable_progress_bar()
+        self.cfg = cfg = load_config_file(self.run_dir / CONFIG_FILE)
+        transformers.set_seed(cfg.seed)
+        resolved = resolve_model(cfg.model)
+        self.model_path = resolved.path
+        self.precision = pick_precision(cfg)
+        self.tokenizer = load_tokenizer(resolved.path)
+
+        examples = load_examples_strict(cfg.data, system_prompt=cfg.system_prompt)
+        if cfg.eval_data:
+            train_ex, eval_ex = examples, load_examples_strict(cfg.eval_data, system_prompt=cfg.system_prompt)
+        else:
+            train_ex, eval_ex = split_examples(examples, cfg.eval_split, cfg.seed)
+        train_rows, truncated, dropped = tokenize_all(train_ex, self.tokenizer, cfg.max_length)
+        if not train_rows:
+            raise CockpitError(f"no trainable example left in {cfg.data} at max_length={cfg.max_length}",
+                               "raise max_length or shorten the prompts")
+        if truncated or dropped:
+            self._warn("data", f"{truncated} training examples were truncated to max_length={cfg.max_length}"
+                       f" and {dropped} dropped (prompt alone too long)",
+                       "raise max_length if the end of the answers matters")
+        eval_rows = tokenize_all(eval_ex, self.tokenizer, cfg.max_length)[0] if eval_ex else []
+        self.train_rows, self.eval_rows = train_rows, eval_rows
+        self.probes = cfg.sample_prompts or [ex.prompt for ex in (eval_ex or train_ex)[: cfg.sample_count]]
+
+        self.model = load_model(cfg, resolved.path, self.precision)
+        self._setup_trainer()
+
+    def _setup_trainer(self) -> None:
+        from transformers import PrinterCallback, Trainer, TrainingArguments
+
+        from cockpit.tokenize import DataCollator
+
+        cfg = self.cfg
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(self.run_dir / "logs")
+        has_eval = bool(self.eval_rows)
+        args = TrainingArguments(
+            output_dir=str(self.run_dir / "checkpoints"),
+            per_device_train_batch_size=cfg.batch_size,
+            per_device_eval_batch_size=cfg.batch_size,
+            gradient_accumulation_steps=cfg.grad_accum,
+            learning_rate=cfg.lr,
+            num_train_epochs=cfg.epochs,
+            max_steps=cfg.max_steps if cfg.max_steps > 0 else -1,
+            warmup_steps=cfg.warmup_ratio,  # a float < 1 is a share of the total steps
+            lr_scheduler_type=cfg.lr_scheduler,
+            weight_decay=cfg.weight_decay,
+            max_grad_norm=cfg.max_grad_norm if cfg.max_grad_norm > 0 else 1e9,
+            logging_steps=cfg.logging_steps,
+            save_strategy="steps",
+            save_steps=cfg.save_steps,
+            save_total_limit=cfg.save_total_limit,
+            eval_strategy="steps" if has_eval and cfg.eval_steps else "no",
+            eval_steps=cfg.eval_steps or None,
+            seed=cfg.seed,
+            data_seed=cfg.seed,
+            bf16=self.precision.bf16,
+            fp16=self.precision.fp16,
+            use_cpu=self.precision.device == "cpu",
+            report_to=["tensorboard"],
+            disable_tqdm=True,
+            dataloader_num_workers=0,  # the token counter lives in this process
+            remove_unused_columns=False,
+            save_only_model=False,  # optimizer, scheduler and RNG states: needed to resume exactly
+            ddp_find_unused_parameters=False if self.world_size > 1 else None,
+        )
+        self.tokens = TokenCounter(self._tokens_so_far() if self.resume else 0)
+        count_tokens(self.model, self.tokens)
+        sampler = self._sample if self.is_main else None
+        self.callback = EventCallback(self.sink, self.run_dir, self.tokens, self.stop, sampler, cfg.sample_every,
+                                      cfg.early_stopping_patience, start_step=0, world_size=self.world_size)
+        self.trainer = Trainer(
+            model=self.model, args=args, train_dataset=ListDataset(self.train_rows),
+            eval_dataset=ListDataset(self.eval_rows) if has_eval else None,
+            data_collator=DataCollator(self.tokenizer, packing=cfg.packing),
+            processing_class=self.tokenizer, callbacks=[self.callback],
+        )
+        self.trainer.remove_callback(PrinterCallback)  # our events replace its stdout dicts
+
+    def _tokens_so_far(self) -> int:
+        last = 0
+        for e in ev.read_events(self.run_dir / EVENTS_FILE):
+            if isinstance(e, ev.Step) and e.tokens:
+                last = int(e.tokens) // max(1, self.world_size)
+        return last
+
+    def _warn(self, kind: str, message: str, advice: str) -> None:
+        if self.is_main:
+            self.sink.emit(ev.Warning(kind=kind, message=message, advice=advice))
+
+    def _sample(self, step: int, baseline: bool = False) -> None:
+        from cockpit.generate import generate
+
+        outputs = generate(self.model, self.tokenizer, self.probes, self.cfg.sample_max_new_tokens,
+                           system_prompt=self.cfg.system_prompt)
+        for prompt, out in zip(self.probes, outputs):
+            self.sink.emit(ev.Sample(step=step, prompt=prompt, output=out, baseline=out if baseline else None))
+
+    # -- train -------------------------------------------------------------------
+    def train(self) -> str:
+        cfg, trainer = self.cfg, self.trainer
+        resume_from = newest_complete_checkpoint(self.run_dir) if self.resume else None
+        if self.resume and resume_from is None:
+            log.warning("no complete checkpoint in %s: starting from step 0", self.run_dir)
+        start_step = int(resume_from.name.split("-")[1]) if resume_from else 0
+        self.callback.start_step = start_step
+        total = self._total_steps()
+        trainable, params = trainable_parameters(self.model)
+        if self.is_main:
+            started = read_status(self.run_dir).get("started") or time.time()
+            write_status(self.run_dir, state="running", pid=os.getpid(), step=start_step, total_steps=total,
+                         model=cfg.model, method=cfg.method, started=started, error=None, advice=None)
+            self.sink.emit(ev.RunStarted(
+                step=start_step, config=cfg.to_dict(), model=cfg.model, method=cfg.method, total_steps=total,
+                hardware=_hardware_summary(self.precision), estimate=_estimate(cfg),
+                resumed_from=str(resume_from.relative_to(self.run_dir)) if resume_from else None,
+            ))
+            self.sink.emit(ev.Warning(step=start_step, kind="info", message=(
+                f"{cfg.method}: training {trainable:,} of {params:,} parameters "
+                f"({100 * trainable / max(params, 1):.2f}%) on {self.precision.device} in {self.precision.dtype_name};"
+                f" {len(self.train_rows)} train / {len(self.eval_rows)} eval examples"), advice=""))
+            if resume_from is None:
+                self._sample(0, baseline=True)
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        return self._finish()
+
+    def _total_steps(self) -> int:
+        cfg = self.cfg
+        if cfg.max_steps > 0:
+            return cfg.max_steps
+        per_epoch = math.ceil(len(self.train_rows) / (cfg.batch_size * self.world_size))
+        return max(1, math.ceil(per_epoch / cfg.grad_accum) * math.ceil(cfg.epochs)) if cfg.epochs.is_integer() \
+            else max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
+
+    def _finish(self) -> str:
+        trainer, cb = self.trainer, self.callback
+        step = trainer.state.global_step
+        if cb.failure is not None:
+            if self.is_main:
+                emit_error(self.sink, self.run_dir, cb.failure[0], cb.failure[1], step=step)
+            return "failed"
+        if self.stop.requested:
+            # The callback asked the Trainer to save at this step; make sure it is on disk.
+            if newest_complete_checkpoint(self.run_dir) is None or \
+                    newest_complete_checkpoint(self.run_dir).name != f"checkpoint-{step}":
+                trainer._save_checkpoint(trainer.model, trial=None)  # noqa: SLF001 - full state incl. optimizer
+                cb.on_save(trainer.args, trainer.state, trainer.control)
+            if self.is_main:
+                self.sink.emit(ev.RunFinished(step=step, state="stopped", summary=cb.summary))
+                write_status(self.run_dir, state="stopped", step=step, advice=(
+                    f"continue with: llm-cockpit resume {self.run_dir.name}"))
+            return "stopped"
+        if self.eval_rows:
+            trainer.evaluate()  # logs eval_loss, which the callback turns into an eval event
+        if self.is_main:
+            self._sample(step)
+            self._save_final()
+            self.sink.emit(ev.RunFinished(step=step, state="finished", summary=cb.summary))
+            write_status(self.run_dir, state="finished", step=step, **{k: v for k, v in cb.summary.items()
+                                                                        if k in ("final_loss", "best_eval_loss")})
+        return "finished"
+
+    def _save_final(self) -> None:
+        """``model/`` = the adapter (or full weights) + tokenizer, written beside and renamed in."""
+        import shutil
+
+        final = self.run_dir / "model"
+        tmp = self.run_dir / ".model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.trainer.save_model(str(tmp))
+        self.tokenizer.save_pretrained(str(tmp))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+
+    def cleanup(self) -> None:
+        if self._own_sink and isinstance(self.sink, ev.JsonlSink):
+            self.sink.close()
+
+
+def _is_oom(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return name in ("OutOfMemoryError", "OutOfMemory") or "out of memory" in str(exc).lower()
+
+
+def _hardware_summary(precision) -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {"device": precision.device, "dtype": precision.dtype_name,
+                            "cpu_count": os.cpu_count(), "torch": torch.__version__}
+    if precision.device == "cuda":
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def _estimate(cfg: TrainConfig) -> dict[str, Any] | None:
+    """The memory estimate for this config when the estimator is available (planning issue)."""
+    try:
+        from cockpit.memory import estimate_for_config  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    try:
+        return estimate_for_config(cfg)
+    except Exception:  # noqa: BLE001 - an estimate is informative, never a reason to fail
+        log.debug("no estimate", exc_info=True)
+        return None

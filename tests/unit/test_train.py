@@ -1,0 +1,186 @@
+"""The training recipe on a tiny random model: every method trains, events follow the
+contract, a stopped run resumes exactly where it stopped."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from cockpit import events as ev
+from cockpit.launch import prepare_run
+from cockpit.rundir import read_status
+from cockpit.trainer import TrainingRun, newest_complete_checkpoint
+
+
+def run(cfg, sink=None, resume=False, run_dir=None, stop=None):
+    run_dir = run_dir or prepare_run(cfg)
+    sink = sink or ev.ListSink()
+    state = TrainingRun(run_dir, resume=resume, sink=sink, stop=stop).execute()
+    return run_dir, sink, state
+
+
+def losses(sink):
+    return {e.step: e.loss for e in sink.of_type(ev.Step)}
+
+
+def test_lora_loss_decreases_and_adapter_weights_change(tiny_config):
+    from safetensors.torch import load_file
+
+    run_dir, sink, state = run(tiny_config(max_steps=8))
+    assert state == "finished", read_status(run_dir)
+    curve = losses(sink)
+    assert list(curve) == list(range(1, 9))
+    assert curve[8] < curve[1] - 0.2, curve
+    adapter = load_file(str(run_dir / "model" / "adapter_model.safetensors"))
+    lora_b = [t for name, t in adapter.items() if "lora_B" in name]
+    assert lora_b and all(float(t.abs().max()) > 0 for t in lora_b)  # B starts at zero: nonzero means trained
+    assert (run_dir / "model" / "tokenizer.json").exists()
+    status = read_status(run_dir)
+    assert status["state"] == "finished" and status["step"] == 8
+    assert list((run_dir / "logs").rglob("events.out.tfevents*")), "TensorBoard logs are missing"
+
+
+def test_full_finetune_trains_every_weight(tiny_config):
+    run_dir, sink, state = run(tiny_config(method="full", max_steps=4, lr=1e-3))
+    assert state == "finished"
+    curve = losses(sink)
+    assert curve[4] < curve[1]
+    info = [e for e in sink.of_type(ev.Warning) if e.kind == "info"][0]
+    assert "(100.00%)" in info.message
+    assert (run_dir / "model" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("method", ["qlora", "int8"])
+def test_quantized_methods_run_real_steps_on_cpu(tiny_config, method):
+    run_dir, sink, state = run(tiny_config(method=method, max_steps=2, save_steps=10))
+    assert state == "finished", read_status(run_dir)
+    steps = sink.of_type(ev.Step)
+    assert [e.step for e in steps] == [1, 2]
+    assert all(math.isfinite(e.loss) and e.grad_norm is not None for e in steps)
+
+
+def test_events_follow_the_contract(tiny_config):
+    run_dir, sink, state = run(tiny_config(max_steps=4, eval_steps=2, sample_every=2, save_steps=2))
+    assert state == "finished"
+    types = {e.type for e in sink.events}
+    assert {"run_started", "step", "eval", "sample", "checkpoint", "run_finished", "warning"} <= types
+    required = {
+        "run_started": {"config", "model", "method", "total_steps", "hardware", "estimate"},
+        "step": {"epoch", "loss", "grad_norm", "lr", "tokens_per_s", "elapsed_s", "eta_s", "mem"},
+        "eval": {"eval_loss", "metrics"},
+        "sample": {"prompt", "output", "baseline"},
+        "warning": {"kind", "message", "advice"},
+        "checkpoint": {"path"},
+        "run_finished": {"state", "summary"},
+    }
+    for event in sink.events:
+        data = json.loads(json.dumps(event.to_dict(), allow_nan=False))  # valid strict JSON
+        assert {"type", "time", "step"} <= set(data)
+        assert required[data["type"]] <= set(data), data["type"]
+    first_samples = [e for e in sink.of_type(ev.Sample) if e.step == 0]
+    assert first_samples and all(e.baseline is not None for e in first_samples)
+    assert all(e.baseline is None for e in sink.of_type(ev.Sample) if e.step > 0)
+    step = sink.of_type(ev.Step)[-1]
+    assert step.tokens_per_s > 0 and step.mem and step.mem[-1]["rss"] > 0
+    assert sink.of_type(ev.RunStarted)[0].total_steps == 4
+    assert sink.of_type(ev.RunFinished)[-1].summary["tokens"] > 0
+
+
+def test_stopped_run_resumes_at_the_saved_step_with_the_same_curve(tiny_config):
+    """Stop after step 3 (SIGTERM's path: the stop flag), resume, and compare with a run
+    that was never interrupted: same steps, same losses (optimizer, scheduler, RNG and data
+    order restored)."""
+    from cockpit.callbacks import StopFlag
+
+    cfg = tiny_config(max_steps=6, save_steps=100, lr_scheduler="cosine", warmup_ratio=0.2)
+    _, straight, _ = run(cfg)
+
+    stop = StopFlag()
+
+    class StopAtThree(ev.ListSink):
+        def emit(self, event):
+            super().emit(event)
+            if isinstance(event, ev.Step) and event.step == 3:
+                stop.requested = True
+
+    first = StopAtThree()
+    run_dir, _, state = run(cfg, sink=first, stop=stop)
+    assert state == "stopped"
+    stopped_at = first.of_type(ev.RunFinished)[-1].step
+    assert 3 <= stopped_at < 6
+    assert newest_complete_checkpoint(run_dir).name == f"checkpoint-{stopped_at}"
+    assert read_status(run_dir)["state"] == "stopped"
+
+    second = ev.ListSink()
+    _, _, state = run(cfg, sink=second, resume=True, run_dir=run_dir)
+    assert state == "finished"
+    started = second.of_type(ev.RunStarted)[0]
+    assert started.step == stopped_at and started.resumed_from == f"checkpoints/checkpoint-{stopped_at}"
+    resumed = losses(second)
+    assert list(resumed) == list(range(stopped_at + 1, 7))
+    expected = losses(straight)
+    for step, loss in resumed.items():
+        assert loss == pytest.approx(expected[step], rel=1e-4), (step, resumed, expected)
+    assert not [e for e in second.of_type(ev.Sample) if e.baseline is not None]  # baseline only once
+
+
+def test_half_written_checkpoint_is_never_chosen(tmp_path):
+    (tmp_path / "checkpoints" / "checkpoint-4").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "checkpoint-2").mkdir()
+    (tmp_path / "checkpoints" / "checkpoint-2" / "cockpit-complete").write_text("2\n")
+    assert newest_complete_checkpoint(tmp_path).name == "checkpoint-2"
+    assert newest_complete_checkpoint(tmp_path / "nothing") is None
+
+
+def _callback(tmp_path, sink):
+    from cockpit.callbacks import EventCallback, StopFlag, TokenCounter
+
+    (tmp_path / "status.json").write_text("{}")
+    return EventCallback(sink, tmp_path, TokenCounter(), StopFlag(), None, 0, patience=2, start_step=0)
+
+
+def _hook_args(step):
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    state = TrainerState()
+    state.global_step, state.max_steps, state.epoch = step, 10, 1.0
+    return TrainingArguments(output_dir="unused", report_to=[]), state, TrainerControl()
+
+
+def test_nan_loss_stops_without_saving_and_gives_the_checklist_advice(tmp_path):
+    sink = ev.ListSink()
+    cb = _callback(tmp_path, sink)
+    args, state, control = _hook_args(3)
+    cb.on_log(args, state, control, logs={"loss": 2.0, "grad_norm": 1.0, "learning_rate": 1e-4})
+    assert not control.should_training_stop
+    state.global_step = 4
+    cb.on_log(args, state, control, logs={"loss": float("nan"), "grad_norm": 1.0, "learning_rate": 1e-4})
+    assert control.should_training_stop and not control.should_save
+    assert cb.failure and "lower the learning rate tenfold" in cb.failure[1]
+    assert [w.kind for w in sink.of_type(ev.Warning)] == ["nan"]
+    assert json.loads(json.dumps(sink.of_type(ev.Step)[-1].to_dict()))["loss"] == "nan"  # strict JSON on disk
+
+
+def test_grad_and_loss_spikes_warn_without_stopping(tmp_path):
+    sink = ev.ListSink()
+    cb = _callback(tmp_path, sink)
+    args, state, control = _hook_args(1)
+    for step, loss, grad in [(1, 1.0, 1.0), (2, 1.0, 250.0), (3, 3.5, 1.0)]:
+        state.global_step = step
+        cb.on_log(args, state, control, logs={"loss": loss, "grad_norm": grad, "learning_rate": 1e-4})
+    kinds = [w.kind for w in sink.of_type(ev.Warning)]
+    assert kinds == ["grad_spike", "loss_spike"]
+    assert not control.should_training_stop
+
+
+def test_early_stopping_after_patience_evaluations_without_improvement(tmp_path):
+    sink = ev.ListSink()
+    cb = _callback(tmp_path, sink)
+    args, state, control = _hook_args(1)
+    for loss in (2.0, 1.5, 1.6, 1.7):
+        cb.on_log(args, state, control, logs={"eval_loss": loss})
+    assert control.should_training_stop
+    assert cb.best_eval == 1.5
+    assert [w.kind for w in sink.of_type(ev.Warning)] == ["early_stop"]

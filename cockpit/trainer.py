@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,8 @@ class TrainingRun:
         from cockpit.models import resolve_model
 
         transformers.utils.logging.disable_progress_bar()
+        # Deprecation notices about transformers' own internals say nothing to a user.
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
         self.cfg = cfg = load_config_file(self.run_dir / CONFIG_FILE)
         transformers.set_seed(cfg.seed)
         resolved = resolve_model(cfg.model)

@@ -75,6 +75,11 @@ class EventCallback(TrainerCallback):
         return (time.time() - self.session_t0) / done * max(0, total - step)
 
     # -- hooks ---------------------------------------------------------------
+    def on_train_begin(self, args, state, control, **kwargs):
+        # Speed and ETA count from here: model loading and the baseline samples are not training.
+        self.session_t0 = self._last_t = time.time()
+        self._last_tokens = self.tokens.total
+
     def on_step_begin(self, args, state, control, **kwargs):
         if state.global_step < self.start_step:  # resumed: the loaded state is the truth
             self.start_step = state.global_step

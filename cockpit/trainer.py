@@ -74,8 +74,8 @@ class TrainingRun:
             return state
         except CockpitError as exc:
             self._fail(exc.message, exc.advice or "", step)
-        except MemoryError:
-            self._fail("out of memory (host RAM) while training", ADVICE["oom"], step)
+        except MemoryError as exc:
+            self._fail(self._oom_message(exc), ADVICE["oom"], step)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 self._fail(f"the disk is full while writing {exc.filename or self.run_dir}",
@@ -84,7 +84,7 @@ class TrainingRun:
                 self._fail(f"{type(exc).__name__}: {exc}", "see train.log in the run directory", step)
         except Exception as exc:  # noqa: BLE001 - every failure ends the run as 'failed' with a line
             if _is_oom(exc):
-                self._fail(f"out of memory: {str(exc).splitlines()[0][:200]}", ADVICE["oom"], step)
+                self._fail(self._oom_message(exc), ADVICE["oom"], step)
             else:
                 log.exception("training failed")
                 self._fail(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
@@ -92,6 +92,18 @@ class TrainingRun:
         finally:
             self.cleanup()
         return "failed"
+
+    def _oom_message(self, exc: BaseException) -> str:
+        """What was asked for, against what the estimate said this config needs."""
+        where = "GPU" if getattr(self, "precision", None) and self.precision.device == "cuda" else "host RAM"
+        asked = _requested_bytes(str(exc))
+        parts = [f"out of memory ({where})"]
+        if asked:
+            parts.append(f"an allocation of {asked / 2**30:.2f} GiB failed")
+        est = _estimate(self.cfg) if self.cfg is not None else None
+        if est and est.get("total_bytes"):
+            parts.append(f"the estimate for this config was {est['total_bytes'] / 2**30:.2f} GiB at peak")
+        return "; ".join(parts)
 
     def _fail(self, message: str, advice: str, step: int) -> None:
         if not self.is_main:
@@ -290,7 +302,24 @@ class TrainingRun:
 
 def _is_oom(exc: BaseException) -> bool:
     name = type(exc).__name__
-    return name in ("OutOfMemoryError", "OutOfMemory") or "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return name in ("OutOfMemoryError", "OutOfMemory") or "out of memory" in text or "can't allocate memory" in text
+
+
+_UNITS = {"b": 1, "bytes": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6,
+          "gb": 10**9}
+
+
+def _requested_bytes(text: str) -> int | None:
+    """The size in torch's OOM messages: CUDA "Tried to allocate 2.00 GiB", CPU
+    "you tried to allocate 123456 bytes"."""
+    import re
+
+    m = re.search(r"tried to allocate ([0-9.]+)\s*([a-z]+)", text, re.IGNORECASE)
+    if not m:
+        return None
+    unit = _UNITS.get(m.group(2).lower())
+    return int(float(m.group(1)) * unit) if unit else None
 
 
 def _hardware_summary(precision) -> dict[str, Any]:

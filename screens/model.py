@@ -1,0 +1,130 @@
+"""Step 3: the model. The catalog with sizes, and base vs specialized for your task."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Input, OptionList, RadioButton, RadioSet, Static
+from textual.widgets.option_list import Option
+
+from cockpit.config import BUNDLED_MODEL
+from cockpit.errors import CockpitError
+from screens.step import WizardStep
+from screens.wizard_engine import TASK_LABELS, ModelChoice
+
+GB = 1e9
+LEAD = ("Start small: a 0.5-1.5B model learns a narrow skill in minutes on one GPU, the bundled (★) "
+        "135M model even on a CPU, offline. Sizes are the 16-bit weights alone.")
+
+
+def model_label(spec, bundled: bool) -> Text:
+    """One catalog row: a star when bundled, id, parameters, kind, 16-bit weight size."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append("★ " if bundled else "  ", "bold")
+    text.append(f"{spec.id:<36} ", "bold" if bundled else "")
+    text.append(f"{spec.params / 1e9:5.2f}B ")
+    text.append(f"{spec.kind:<13} ", "italic" if spec.kind != "base" else "")
+    text.append(f"{2 * spec.params / GB:5.1f} GB")
+    return text
+
+
+class ModelScreen(WizardStep[ModelChoice]):
+    """Pick a catalog model (or type any id/path) and say what the training is for."""
+
+    STEP = 2
+    CSS_PATH = ["step.tcss", "model.tcss"]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+
+    def __init__(self, engine, previous: ModelChoice | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.choice = previous or ModelChoice()
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(classes="body"):
+            yield Static(LEAD, classes="lead")
+            with Horizontal(id="model-cols"):
+                with Vertical(id="model-left"):
+                    yield Static("Which model?", classes="section")
+                    yield OptionList(id="model-list")
+                    yield Input(placeholder="…or a hub id, a model directory or a .gguf file", id="model-custom")
+                with Vertical(id="model-right"):
+                    yield Static("What should the training do?", classes="section")
+                    with RadioSet(id="model-task"):
+                        for key, label in TASK_LABELS.items():
+                            yield RadioButton(label, value=key == self.choice.task, name=key)
+                    yield Static(id="model-advice")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#model-list", OptionList)
+        specs = self.engine.models()
+        for spec in specs:
+            options.add_option(Option(model_label(spec, spec.id == BUNDLED_MODEL), id=spec.id))
+        ids = [s.id for s in specs]
+        if self.choice.model in ids:
+            options.highlighted = ids.index(self.choice.model)
+        else:
+            self.query_one("#model-custom", Input).value = self.choice.model
+        options.focus()
+        self._advise()
+
+    @property
+    def model(self) -> str:
+        custom = self.query_one("#model-custom", Input).value.strip()
+        if custom:
+            return custom
+        options = self.query_one("#model-list", OptionList)
+        if options.highlighted is None:
+            return BUNDLED_MODEL
+        return options.get_option_at_index(options.highlighted).id or BUNDLED_MODEL
+
+    @property
+    def task(self) -> str:
+        pressed = self.query_one("#model-task", RadioSet).pressed_button
+        return pressed.name if pressed is not None and pressed.name else "new"
+
+    @on(OptionList.OptionHighlighted)
+    def _highlighted(self) -> None:
+        if self.query_one("#model-list", OptionList).has_focus:  # moving in the list replaces a typed model
+            self.query_one("#model-custom", Input).value = ""
+        self._advise()
+
+    @on(OptionList.OptionSelected)
+    def _selected(self) -> None:
+        self.query_one("#model-task", RadioSet).focus()
+
+    @on(Input.Changed, "#model-custom")
+    @on(RadioSet.Changed)
+    def _changed(self) -> None:
+        self._advise()
+
+    def _advise(self) -> None:
+        advice_box = self.query_one("#model-advice", Static)
+        try:
+            self.engine.spec(self.model)
+            advice = self.engine.model_advice(self.model, self.task)
+        except CockpitError as exc:
+            advice_box.update(Text(exc.one_line(), style="bold"))
+            self.set_status("This model cannot be planned yet.", error=True)
+            self.set_ready(False)
+            return
+        text = Text()
+        verdict = {"keep": ("✔ A good start for this task.", "bold"),
+                   "base": ("➜ A base model would serve this task better.", "bold"),
+                   "ask": ("? It depends on the task.", "bold")}[advice.verdict]
+        text.append(verdict[0] + "\n", verdict[1])
+        for reason in advice.reasons:
+            text.append(f"• {reason}\n")
+        advice_box.update(text)
+        self.set_ready(True)
+        self.set_status(f"Next: how to train {self.model.rsplit('/', 1)[-1]}.")
+
+    def result(self) -> ModelChoice | None:
+        try:
+            self.engine.spec(self.model)
+        except CockpitError as exc:
+            self.set_status(exc.one_line(), error=True)
+            return None
+        return ModelChoice(model=self.model, task=self.task)

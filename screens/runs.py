@@ -1,0 +1,65 @@
+"""The runs screen: every run under the output directory, newest first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from screens import services
+from widgets.runs_table import RunsTable
+
+
+class RunsScreen(Screen[None]):
+    """Pick a run to open its dashboard, or start a new one."""
+
+    CSS_PATH = "runs.tcss"
+    BINDINGS = [
+        Binding("enter", "open", "Open", show=True, priority=False),
+        Binding("n", "new", "New run"),
+        Binding("g", "refresh", "Refresh"),
+        Binding("q", "app.quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+    ]
+
+    def __init__(self, output_dir: str | Path) -> None:
+        super().__init__()
+        self.output_dir = Path(output_dir)
+
+    def compose(self) -> ComposeResult:
+        yield Static(f" Runs in {self.output_dir}", id="runs-title")
+        yield RunsTable(id="runs-table")
+        yield Static(id="runs-empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.action_refresh()
+
+    def action_refresh(self) -> None:
+        runs = services.list_runs(self.output_dir)
+        self.query_one(RunsTable).show(runs, self.app.now())
+        empty = self.query_one("#runs-empty", Static)
+        empty.display = not runs
+        empty.update("No runs yet. Press n to set one up with the wizard, or run  llm-cockpit train")
+        self.query_one(RunsTable).focus()
+
+    def action_open(self) -> None:
+        table = self.query_one(RunsTable)
+        if table.row_count:
+            table.action_select_cursor()
+
+    @on(RunsTable.Chosen)
+    def _chosen(self, message: RunsTable.Chosen) -> None:
+        self.app.open_run(message.run_dir)
+
+    def action_new(self) -> None:
+        self.app.start_wizard()
+
+    def action_help(self) -> None:
+        from screens.help import HelpScreen
+
+        self.app.push_screen(HelpScreen())

@@ -1,0 +1,78 @@
+"""The one place where screens reach the engine.
+
+Screens call these functions instead of importing engine modules directly, for two
+reasons: the slow ones (anything that touches torch or a tokenizer) are imported here
+lazily, inside the function, so the UI starts fast; and the engine's results are turned
+into the small view types the screens draw (see :mod:`screens.wizard_engine` for the
+wizard's), so a change in the engine is one change here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shlex
+import sys
+from pathlib import Path
+
+from cockpit.config import TrainConfig
+from cockpit.errors import CockpitError
+from cockpit.rundir import RunInfo
+from cockpit.rundir import list_runs as _list_runs
+
+__all__ = ["CockpitError", "start_run", "stop_run", "resume_run", "list_runs", "export_available",
+           "export_command", "cli_command", "run_spec"]
+
+
+def start_run(cfg: TrainConfig) -> Path:
+    """Create the run directory and spawn the detached trainer (``cockpit.launch``)."""
+    from cockpit.launch import start_run as _start
+
+    return _start(cfg)
+
+
+def stop_run(run_dir: Path) -> None:
+    """Graceful stop: SIGTERM to the trainer, which checkpoints and ends ``stopped``."""
+    from cockpit.launch import stop_run as _stop
+
+    _stop(run_dir)
+
+
+def resume_run(run_dir: Path) -> None:
+    """Continue a stopped or failed run from its newest checkpoint, detached."""
+    from cockpit.launch import resume_run as _resume
+
+    _resume(run_dir)
+
+
+def list_runs(output_dir: str | Path) -> list[RunInfo]:
+    """Every run under ``output_dir``, newest first (what a person looks for first)."""
+    return list(reversed(_list_runs(output_dir)))
+
+
+def export_available() -> bool:
+    """Whether this installation has the export engine and its command."""
+    return all(importlib.util.find_spec(m) is not None for m in ("cockpit.export", "cockpit.cli_export"))
+
+
+def cli_command(*args: str) -> list[str]:
+    """The ``llm-cockpit`` command line run by this interpreter (works without the script on PATH)."""
+    return [sys.executable, "-m", "cockpit.cli", *args]
+
+
+def run_spec(run_dir: Path) -> str:
+    """How to name a run on the command line: its name under the default runs directory,
+    else its path (``attach``, ``resume`` and ``export`` accept both)."""
+    run_dir = Path(run_dir)
+    default_root = Path(TrainConfig.output_dir).resolve()
+    return run_dir.name if run_dir.resolve().parent == default_root else str(run_dir)
+
+
+def export_command(run_dir: Path, target: str = "ollama", quant: str | None = None,
+                   name: str | None = None) -> str:
+    """The export command a person would type for this run."""
+    parts = ["llm-cockpit", "export", run_spec(run_dir), "--to", target]
+    if quant:
+        parts += ["--quant", quant]
+    if name:
+        parts += ["--name", name]
+    return shlex.join(parts)

@@ -1,0 +1,322 @@
+"""What the wizard asks the engine, in one place, for the full-screen and the plain wizard.
+
+The wizard's questions (hardware, model, method, data, review) each need an engine
+answer: the hardware profile, the model catalog, a memory estimate and the advisor's
+recommendation, a data report with token lengths, the resolved config and an estimate
+of steps and time. :class:`WizardEngine` asks the engine modules and returns small
+view objects; it imports no UI toolkit, so ``wizard --plain`` uses it as it is.
+
+Slow parts (a tokenizer for the data report) are imported lazily inside the methods,
+and screens call them from worker threads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cockpit.config import BUNDLED_MODEL, DEFAULT_PRESET, TrainConfig, build_config, config_from_dict
+from cockpit.errors import CockpitError
+from cockpit.paths import DATA_DIR, REPO_ROOT
+
+DEMO_DATA = "data/dsl_train.jsonl"
+DEMO_EVAL = "data/dsl_eval.jsonl"
+TASK_LABELS = {
+    "new": "Teach something new (language, format, facts)",
+    "behaviour": "Change its behaviour (tone, style, persona)",
+    "extend": "Extend what it does well, in its own domain",
+}
+GPU_PRESET = "gpu-8b-workshop"
+# Effective training speed assumed for the time estimate (dense matmul FLOP/s that
+# training actually reaches): ~30% of a GPU's 16-bit peak, ~20 GFLOP/s per CPU core.
+GPU_TFLOPS = {"H200": 990, "H100": 990, "A100": 312, "L40": 181, "A6000": 155, "RTX 6000": 182, "4090": 165,
+              "4080": 97, "3090": 71, "3080": 60, "A10": 125, "L4": 121, "V100": 125, "T4": 65}
+GPU_MFU = 0.30
+CPU_FLOPS_PER_CORE = 20e9
+
+
+@dataclass
+class ModelChoice:
+    """The Model step's answer: which model, and what the training is for."""
+
+    model: str = BUNDLED_MODEL
+    task: str = "new"
+
+
+@dataclass
+class MethodChoice:
+    """The Method step's answer: how to train and the knobs that decide the memory."""
+
+    method: str = "lora"
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 512
+    lora_r: int = 16
+    grad_ckpt: bool = False
+    model: str | None = None
+    """Set when the advisor's way to fit is a smaller model than the one picked."""
+
+
+@dataclass
+class DataChoice:
+    """The Data step's answer: the training file and the held-out file (if any)."""
+
+    data: str = DEMO_DATA
+    eval_data: str | None = DEMO_EVAL
+    examples: int = 0
+    mean_tokens: float | None = None
+
+
+@dataclass
+class PlanView:
+    """The memory estimate of the asked settings against this machine, and the advisor's answer."""
+
+    asked: Any  # cockpit.memory.MemoryEstimate of the settings as chosen
+    recommendation: Any  # cockpit.advisor.Recommendation
+    capacity: int
+    asked_model: str = ""
+
+    @property
+    def fits(self) -> bool:
+        return self.asked.total_bytes <= self.recommendation.usable_bytes
+
+    def recommended_choice(self, current: MethodChoice) -> MethodChoice | None:
+        """The settings the advisor lands on (None when nothing fits)."""
+        rec = self.recommendation
+        if rec.method is None:
+            return None
+        s = rec.settings
+        return MethodChoice(method=s.method, batch_size=s.batch, grad_accum=s.grad_accum, max_length=s.seq,
+                            lora_r=current.lora_r, grad_ckpt=s.grad_ckpt,
+                            model=s.model if s.model != self.asked_model else None)
+
+
+@dataclass
+class DataView:
+    """The data report, token lengths for the histogram, and a few examples."""
+
+    report: Any  # cockpit.data_report.DataReport
+    lengths: list[int]
+    examples: list[tuple[str, str]]
+    tokenizer_note: str = ""
+
+
+@dataclass
+class RunEstimate:
+    """Steps and rough wall time of a config on this machine."""
+
+    train_examples: int
+    steps: int
+    tokens: int
+    seconds: float | None
+    basis: str
+
+
+class WizardEngine:
+    """The wizard's questions to the engine. ``detect`` replaces the hardware probe
+    (tests pass a fixed profile so screenshots match on every machine)."""
+
+    def __init__(self, output_dir: str | Path = TrainConfig.output_dir, *,
+                 detect: Callable[[], Any] | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self._detect = detect
+        self._hardware: Any = None
+        self._tokenizers: dict[str, tuple[Any, str]] = {}
+
+    # -- hardware ----------------------------------------------------------------------
+    def hardware(self) -> Any:
+        """The machine's profile (``cockpit.hardware.HardwareProfile``), probed once."""
+        if self._hardware is None:
+            if self._detect is not None:
+                self._hardware = self._detect()
+            else:
+                from cockpit.hardware import detect_hardware
+
+                self._hardware = detect_hardware(self.output_dir)
+        return self._hardware
+
+    def hardware_lines(self) -> list[str]:
+        """The profile in sentences a newcomer understands."""
+        hw = self.hardware()
+        gib = 2**30
+        lines = []
+        for g in hw.gpus:
+            bf16 = "it supports bf16, the 16-bit format that trains most stably" if g.bf16 else \
+                "it has no bf16, so 16-bit training uses fp16"
+            lines.append(f"GPU {g.index}: {g.name} with {g.total_bytes / gib:.1f} GiB of memory "
+                         f"({g.free_bytes / gib:.1f} GiB free now); {bf16}.")
+        if not hw.gpus:
+            lines.append("No NVIDIA GPU found: training runs on the CPU. That is fine for the bundled "
+                         "135M model and the demo data (minutes to an hour), far too slow for billions of "
+                         "parameters.")
+        lines.append(f"CPU: {hw.cpu_name or 'unknown'}, {hw.cpu_cores} cores usable; RAM {hw.ram_total / gib:.1f} GiB "
+                     f"({hw.ram_available / gib:.1f} GiB available).")
+        lines.append(f"Disk: {hw.disk_free / gib:.1f} GiB free for runs and checkpoints under {hw.disk_path}.")
+        where = "the GPU" if hw.gpus else "the CPU (RAM)"
+        lines.append(f"Training memory to plan with: {hw.training_memory_bytes / gib:.1f} GiB on {where}.")
+        return lines + [f"Note: {n}" for n in hw.notes]
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.hardware().gpus else "cpu"
+
+    @property
+    def capacity(self) -> int:
+        return int(self.hardware().training_memory_bytes)
+
+    # -- models ------------------------------------------------------------------------
+    def models(self) -> list[Any]:
+        """Catalog models (``cockpit.catalog.ModelSpec``), smallest first, base before variants."""
+        from cockpit.catalog import load_catalog
+
+        order = {"base": 0, "instruct": 1, "code": 2, "code-instruct": 3}
+        return sorted(load_catalog().values(), key=lambda s: (s.params, order.get(s.kind, 9), s.id))
+
+    def spec(self, model: str) -> Any:
+        from cockpit.catalog import resolve_spec
+
+        return resolve_spec(model, network=False)
+
+    def model_advice(self, model: str, task: str | None) -> Any:
+        """Base or specialized for this task (``cockpit.advisor.Advice``)."""
+        from cockpit.advisor import model_kind_advice
+
+        return model_kind_advice(model, task)
+
+    # -- method ------------------------------------------------------------------------
+    def plan(self, model: str, choice: MethodChoice, auto: bool = False) -> PlanView:
+        """The estimate for ``choice`` against this machine, and the advisor's recommendation
+        (``auto``: let it pick the method)."""
+        from cockpit.advisor import recommend
+        from cockpit.memory import estimate_memory
+
+        spec = self.spec(model)
+        asked = estimate_memory(spec, choice.method, choice.batch_size, choice.max_length, choice.lora_r,
+                                grad_ckpt=choice.grad_ckpt, device=self.device)
+        rec = recommend(spec, self.capacity, self.device, "auto" if auto else choice.method, choice.batch_size,
+                        choice.max_length, choice.lora_r, grad_ckpt=choice.grad_ckpt,
+                        gpus=max(1, len(self.hardware().gpus)), grad_accum=choice.grad_accum)
+        return PlanView(asked=asked, recommendation=rec, capacity=self.capacity, asked_model=spec.id)
+
+    # -- data --------------------------------------------------------------------------
+    def data_view(self, path: str, model: str, max_length: int, preview: int = 3) -> DataView:
+        """Validate and measure a data file with the model's tokenizer (slow: call from a worker)."""
+        from cockpit.data import load_examples
+        from cockpit.data_report import build_report
+        from cockpit.tokenize import encode_example
+
+        tokenizer, note = self._tokenizer(model)
+        report = build_report(_resolve(path), tokenizer, max_length)
+        loaded = load_examples(_resolve(path))
+        lengths = list(getattr(report, "lengths", None)
+                       or [len(encode_example(ex, tokenizer)) for ex in loaded.examples])
+        examples = [(ex.prompt, ex.completion) for ex in loaded.examples[:preview]]
+        return DataView(report=report, lengths=lengths, examples=examples, tokenizer_note=note)
+
+    def _tokenizer(self, model: str) -> tuple[Any, str]:
+        """The model's tokenizer and a note when another one stands in (loaded once per model)."""
+        if model not in self._tokenizers:
+            self._tokenizers[model] = self._load_tokenizer(model)
+        return self._tokenizers[model]
+
+    def _load_tokenizer(self, model: str) -> tuple[Any, str]:
+        from cockpit.models import bundled_tokenizer_dir, is_bundled
+        from cockpit.recipe import load_tokenizer
+
+        if not is_bundled(model):
+            local = Path(model).expanduser()
+            if (local / "tokenizer_config.json").is_file() or (local / "tokenizer.json").is_file():
+                return load_tokenizer(local), ""
+            try:
+                from transformers import AutoTokenizer
+
+                return AutoTokenizer.from_pretrained(model, local_files_only=True), ""
+            except Exception:  # noqa: BLE001 - not downloaded yet: measure with the bundled one
+                note = (f"{model} is not downloaded yet, so lengths were measured with the bundled SmolLM2 "
+                        "tokenizer; the model's own may count 10-30% differently")
+                return load_tokenizer(bundled_tokenizer_dir()), note
+        return load_tokenizer(bundled_tokenizer_dir()), ""
+
+    # -- config ------------------------------------------------------------------------
+    def base_config(self) -> TrainConfig:
+        """The preset a run starts from: the CPU demo, or the workshop's GPU recipe on a GPU."""
+        return build_config(GPU_PRESET if self.hardware().gpus else DEFAULT_PRESET,
+                            overrides={"output_dir": str(self.output_dir)})
+
+    def default_method(self) -> MethodChoice:
+        """The method step's starting values: those of the preset this machine starts from."""
+        cfg = self.base_config()
+        return MethodChoice(method=cfg.method, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
+                            max_length=cfg.max_length, lora_r=cfg.lora_r, grad_ckpt=cfg.grad_ckpt)
+
+    def build_config(self, model: ModelChoice, method: MethodChoice, data: DataChoice,
+                     overrides: dict[str, Any] | None = None) -> TrainConfig:
+        """The resolved config of the wizard's answers (validated; names the bad key)."""
+        values = self.base_config().to_dict()
+        values.update(model=model.model, method=method.method, batch_size=method.batch_size,
+                      grad_accum=method.grad_accum, max_length=method.max_length, lora_r=method.lora_r,
+                      lora_alpha=2 * method.lora_r, grad_ckpt=method.grad_ckpt, data=data.data,
+                      eval_data=data.eval_data)
+        if self.hardware().gpus:
+            values["precision"] = "bf16" if self.hardware().gpus[0].bf16 else "fp16"
+        values.update(overrides or {})
+        return config_from_dict(values)
+
+    def estimate_run(self, cfg: TrainConfig, examples: int, mean_tokens: float | None) -> RunEstimate:
+        """Optimizer steps (the trainer's arithmetic) and a rough time for this machine."""
+        train = examples
+        if not cfg.eval_data and cfg.eval_split and examples > 1:
+            train -= max(1, round(examples * cfg.eval_split))  # held out like cockpit.data.split_examples
+        per_epoch = math.ceil(train / cfg.batch_size) if train else 0
+        if cfg.max_steps > 0:
+            steps = cfg.max_steps
+        elif cfg.epochs.is_integer():
+            steps = max(1, math.ceil(per_epoch / cfg.grad_accum) * int(cfg.epochs)) if per_epoch else 0
+        else:
+            steps = max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum)) if per_epoch else 0
+        tokens = int(steps * cfg.batch_size * cfg.grad_accum * (mean_tokens or 0))
+        try:
+            params = self.spec(cfg.model).params
+        except CockpitError:
+            return RunEstimate(train, steps, tokens, None, "unknown model size")
+        flops_per_token = (6 if cfg.method == "full" else 4) * params
+        speed, basis = self._flops()
+        if cfg.method == "qlora":
+            speed *= 0.9  # dequantizing the 4-bit weights costs ~10%
+        if cfg.grad_ckpt:
+            speed /= 1.3  # recomputing activations: 20-30% more time
+        seconds = tokens * flops_per_token / speed if tokens else None
+        return RunEstimate(train, steps, tokens, seconds, basis)
+
+    def _flops(self) -> tuple[float, str]:
+        hw = self.hardware()
+        if hw.gpus:
+            name = hw.gpus[0].name
+            peak = next((v for k, v in GPU_TFLOPS.items() if k.lower() in name.lower()), 100)
+            return peak * 1e12 * GPU_MFU, f"~{GPU_MFU:.0%} of {name}'s {peak} TFLOP/s 16-bit peak"
+        return hw.cpu_cores * CPU_FLOPS_PER_CORE, f"~{CPU_FLOPS_PER_CORE / 1e9:.0f} GFLOP/s per CPU core"
+
+    def start(self, cfg: TrainConfig) -> Path:
+        """Create the run and spawn its detached trainer."""
+        from screens.services import start_run
+
+        return start_run(cfg)
+
+
+def demo_data() -> tuple[str, str]:
+    """The bundled demo data (train, eval): relative when run from the project, else absolute."""
+    if Path(DEMO_DATA).is_file() and Path(DEMO_EVAL).is_file():
+        return DEMO_DATA, DEMO_EVAL
+    return str(DATA_DIR / "dsl_train.jsonl"), str(DATA_DIR / "dsl_eval.jsonl")
+
+
+def _resolve(path: str) -> Path:
+    """Data paths are relative to where the user is, else to the project (bundled data)."""
+    p = Path(path).expanduser()
+    if p.exists() or p.is_absolute():
+        return p
+    bundled = REPO_ROOT / p
+    return bundled if bundled.exists() else p

@@ -1,0 +1,68 @@
+"""The commands: attach --plain, the start-up path without torch, the no-terminal error."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from cockpit.cli import build_parser
+from cockpit.cli_tui import attach_plain, default_handler
+from tests.tui.conftest import CPU_RUN, FIXTURE_RUNS, GPU_RUN, REPO
+
+
+def cli(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_attach_plain_prints_the_whole_history_of_a_finished_run():
+    out = io.StringIO()
+    assert attach_plain(FIXTURE_RUNS / GPU_RUN, interval=0.01, out=out) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "run started: meta-llama/Llama-3.1-8B with qlora, 120 steps"
+    assert sum(line.startswith("step ") and "  loss " in line for line in lines) == 120
+    assert any("warning grad_spike" in line for line in lines)
+    assert lines[-1].startswith("run finished at step 120/120: final loss 0.31")
+
+
+def test_attach_plain_through_the_cli_names_the_run_and_exits_with_its_state():
+    out = cli("attach", CPU_RUN[:10], "--plain", "--output-dir", str(FIXTURE_RUNS))
+    assert out.returncode == 0, out.stderr
+    assert "checkpoint saved: checkpoints/checkpoint-11" in out.stdout
+    assert out.stdout.splitlines()[-1].startswith("run stopped at step 11/108")
+    bad = cli("attach", "nope", "--plain", "--output-dir", str(FIXTURE_RUNS))
+    assert bad.returncode == 1 and "no run named 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_full_screen_commands_need_a_terminal():
+    out = cli("tui", "--output-dir", str(FIXTURE_RUNS))
+    assert out.returncode == 1
+    assert out.stderr.strip() == ("llm-cockpit: the full-screen cockpit needs a terminal (stdin/stdout are not "
+                                  "one) -> use  llm-cockpit wizard --plain  or  llm-cockpit attach --plain")
+
+
+def test_commands_are_registered_and_no_command_opens_the_cockpit():
+    parser = build_parser()
+    for argv in (["tui"], ["attach", "x", "--plain"], ["wizard", "--plain"]):
+        assert callable(parser.parse_args(argv).func)
+    assert callable(default_handler(parser))
+
+
+@pytest.mark.parametrize("module", ["screens.app", "cockpit.cli_tui", "cockpit.follow"])
+def test_ui_start_up_path_imports_no_torch(module):
+    code = ("import sys, time; t = time.perf_counter(); import " + module + "; "
+            "from screens.app import CockpitApp; CockpitApp(); "
+            "heavy = [m for m in ('torch', 'transformers', 'peft', 'accelerate') if m in sys.modules]; "
+            "print(heavy, round(time.perf_counter() - t, 3))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("[] "), out.stdout
+
+
+def test_engine_modules_of_the_viewer_import_no_textual():
+    code = "import sys, cockpit.follow, cockpit.cli_tui; print('textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr

@@ -1,0 +1,136 @@
+"""Screenshots of every wizard step and the dashboard, at 80x24 and 120x40.
+
+Deterministic by construction: a fixed clock, fixed hardware, recorded runs, paths
+relative to the repository, no blinking cursor. Review a change with
+``pytest tests/tui/test_snapshots.py --snapshot-update`` and the HTML report.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cockpit.config import BUNDLED_MODEL
+from screens.data import DataScreen
+from screens.hardware import HardwareScreen
+from screens.method import MethodScreen
+from screens.model import ModelScreen
+from screens.review import ReviewScreen
+from screens.start import StartScreen
+from screens.wizard_engine import DataChoice, MethodChoice, ModelChoice
+from tests.tui.conftest import CPU_RUN, GPU_RUN, cpu_profile, gpu_profile, make_app, make_engine, wait_for
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
+RUNS = "tests/tui/fixtures/runs"  # relative to the repository root (the at_repo fixture)
+NO_RUNS = "tests/tui/fixtures/no-runs"  # does not exist: an empty list
+
+
+def pushing(make_screen, ready=lambda screen: True):
+    """A run_before that pushes a screen and waits until it has drawn its data."""
+
+    async def run_before(pilot):
+        screen = make_screen()
+        await pilot.app.push_screen(screen)
+        await wait_for(pilot, lambda: ready(screen), timeout=60, what="the screen's data")
+        await pilot.pause()
+
+    return run_before
+
+
+def waiting(condition):
+    async def run_before(pilot):
+        await wait_for(pilot, lambda: condition(pilot.app), timeout=30, what="the screen's data")
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_welcome_with_runs(snap_compare, at_repo, size):
+    assert snap_compare(make_app("wizard", output_dir=RUNS), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_hardware_cpu(snap_compare, at_repo, size):
+    engine = make_engine(NO_RUNS, cpu_profile())
+    assert snap_compare(make_app("runs", output_dir=NO_RUNS), terminal_size=size,
+                        run_before=pushing(lambda: HardwareScreen(engine), lambda s: s.profile is not None))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_model_catalog_and_advice(snap_compare, at_repo, size):
+    engine = make_engine(NO_RUNS, cpu_profile())
+    assert snap_compare(make_app("runs", output_dir=NO_RUNS), terminal_size=size,
+                        run_before=pushing(lambda: ModelScreen(engine)))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_method_8b_on_a_24gb_gpu(snap_compare, at_repo, size):
+    engine = make_engine(NO_RUNS, gpu_profile())
+    assert snap_compare(make_app("runs", output_dir=NO_RUNS), terminal_size=size,
+                        run_before=pushing(lambda: MethodScreen(engine, "meta-llama/Llama-3.1-8B"),
+                                           lambda s: s.plan is not None))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_data_demo_report(snap_compare, at_repo, tiny_model_dir, size):
+    engine = make_engine(NO_RUNS, cpu_profile())
+    assert snap_compare(make_app("runs", output_dir=NO_RUNS), terminal_size=size,
+                        run_before=pushing(lambda: DataScreen(engine, str(tiny_model_dir), 256),
+                                           lambda s: s.view is not None))
+
+
+def review_screen():
+    engine = make_engine("outputs/runs", cpu_profile())
+    return ReviewScreen(engine, ModelChoice(BUNDLED_MODEL), engine.default_method(),
+                        DataChoice(examples=72, mean_tokens=96.9), 96.9, {"epochs": 3})
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_review(snap_compare, at_repo, size):
+    assert snap_compare(make_app("runs", output_dir=NO_RUNS), terminal_size=size,
+                        run_before=pushing(review_screen, lambda s: s.cfg is not None))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_start(snap_compare, at_repo, size):
+    engine = make_engine("outputs/runs", cpu_profile())
+    cfg = engine.build_config(ModelChoice(), MethodChoice(max_length=256), DataChoice())
+    assert snap_compare(make_app("runs", output_dir=NO_RUNS), terminal_size=size,
+                        run_before=pushing(lambda: StartScreen(engine, cfg)))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_finished_gpu_run(snap_compare, at_repo, size):
+    app = make_app("dashboard", output_dir=RUNS, run_dir=f"{RUNS}/{GPU_RUN}")
+    assert snap_compare(app, terminal_size=size, run_before=waiting(lambda a: a.screen.state.is_final))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_samples_of_the_cpu_recording(snap_compare, at_repo, size):
+    app = make_app("dashboard", output_dir=RUNS, run_dir=f"{RUNS}/{CPU_RUN}")
+    assert snap_compare(app, terminal_size=size, press=["2"], run_before=waiting(lambda a: a.screen.state.is_final))
+
+
+def test_dashboard_warnings(snap_compare, at_repo):
+    app = make_app("dashboard", output_dir=RUNS, run_dir=f"{RUNS}/{GPU_RUN}")
+    assert snap_compare(app, press=["3"], run_before=waiting(lambda a: a.screen.state.is_final))
+
+
+def test_dashboard_export(snap_compare, at_repo):
+    app = make_app("dashboard", output_dir=RUNS, run_dir=f"{RUNS}/{GPU_RUN}")
+    assert snap_compare(app, press=["e"], run_before=waiting(lambda a: a.screen.state.is_final))
+
+
+def test_help(snap_compare, at_repo):
+    app = make_app("dashboard", output_dir=RUNS, run_dir=f"{RUNS}/{GPU_RUN}")
+    assert snap_compare(app, press=["question_mark"], run_before=waiting(lambda a: a.screen.state.is_final))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_runs(snap_compare, at_repo, size):
+    assert snap_compare(make_app("runs", output_dir=RUNS), terminal_size=size)
+
+
+def test_dashboard_light_theme(snap_compare, at_repo):
+    app = make_app("dashboard", output_dir=RUNS, run_dir=f"{RUNS}/{GPU_RUN}", light=True)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=waiting(lambda a: a.screen.state.is_final))

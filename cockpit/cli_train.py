@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from cockpit.config import TrainConfig, build_config, field_docs, list_presets, parse_overrides
+from cockpit.config import TrainConfig, build_config, field_docs, parse_overrides
 from cockpit.errors import CockpitError
 from cockpit.rundir import EVENTS_FILE, list_runs, resolve_run
 
@@ -19,7 +19,7 @@ def register(sub) -> None:
                        description="Start a training run. Settings: the preset, then --config, then key=value "
                                    "pairs (see --keys). Prints the run directory.")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lr=1e-4 epochs=2")
-    p.add_argument("--preset", default=None, help=f"preset name ({', '.join(list_presets())}); default cpu-demo")
+    p.add_argument("--preset", default=None, help="a preset in presets/ (default cpu-demo) or a YAML file")
     p.add_argument("--config", default=None, help="a YAML file of key: value settings")
     p.add_argument("--foreground", action="store_true", help="train in this process and print progress")
     p.add_argument("--num-processes", type=int, default=1, help="data-parallel processes (accelerate launch)")
@@ -92,9 +92,9 @@ def run_foreground(run_dir: Path, resume: bool) -> int:
 
         def emit(self, event) -> None:
             self.file.emit(event)
-            line = format_event(event)
-            if line:
-                print(line, file=sys.stderr, flush=True)
+            print(format_event(event), file=sys.stderr, flush=True)
+
+    from cockpit.cli_tui import format_event
 
     tee = Tee()
     stop = StopFlag()
@@ -108,57 +108,10 @@ def run_foreground(run_dir: Path, resume: bool) -> int:
 
 
 def _wait_printing(run_dir: Path) -> int:
-    from cockpit import events as ev
-    from cockpit.rundir import FINAL_STATES, effective_status
+    """Follow a detached run in this terminal (progress on stderr) until it ends."""
+    from cockpit.cli_tui import attach_plain
 
-    tail = ev.EventTail(run_dir / EVENTS_FILE)
-    while True:
-        for event in tail.read_new():
-            line = format_event(event)
-            if line:
-                print(line, file=sys.stderr, flush=True)
-        state = effective_status(run_dir).get("state")
-        if state in FINAL_STATES:
-            for event in tail.read_new():
-                line = format_event(event)
-                if line:
-                    print(line, file=sys.stderr, flush=True)
-            return 0 if state in ("finished", "stopped") else 1
-        time.sleep(0.5)
-
-
-def _fmt(v, spec: str) -> str:
-    return "-" if v is None else format(v, spec)
-
-
-def format_event(event) -> str | None:
-    """One readable line for an event (None for events not worth a line)."""
-    from cockpit import events as ev
-
-    if isinstance(event, ev.RunStarted):
-        again = f" (resumed from {event.resumed_from})" if event.resumed_from else ""
-        return f"started {event.method} on {event.model}: {event.total_steps} steps{again}"
-    if isinstance(event, ev.Step):
-        eta = f"{event.eta_s:.0f}s" if event.eta_s is not None else "-"
-        return (f"step {event.step:>5}  loss {_fmt(event.loss, '.4f')}  grad {_fmt(event.grad_norm, '.3f')}  "
-                f"lr {_fmt(event.lr, '.2e')}  {_fmt(event.tokens_per_s, '.0f')} tok/s  eta {eta}")
-    if isinstance(event, ev.Eval):
-        return f"eval  {event.step:>5}  eval_loss {_fmt(event.eval_loss, '.4f')}"
-    if isinstance(event, ev.Sample):
-        who = "base" if event.baseline is not None else f"step {event.step}"
-        return f"sample [{who}] {event.prompt[:60]!r} -> {event.output[:100]!r}"
-    if isinstance(event, ev.Warning):
-        return f"{'note' if event.kind == 'info' else 'warning'}: {event.message}" + (
-            f" -> {event.advice}" if event.advice else "")
-    if isinstance(event, ev.Checkpoint):
-        return f"checkpoint {event.path}"
-    if isinstance(event, ev.Error):
-        return f"error: {event.message} -> {event.advice}"
-    if isinstance(event, ev.RunFinished):
-        s = event.summary
-        return f"{event.state} at step {event.step}" + (
-            f": final loss {_fmt(s.get('final_loss'), '.4f')}, {s.get('duration_s', 0):.0f}s" if s else "")
-    return None
+    return attach_plain(run_dir, out=sys.stderr)
 
 
 def cmd_runs(args) -> int:
@@ -191,12 +144,10 @@ def cmd_resume(args) -> int:
 
     run_dir = resolve_run(args.run, args.output_dir)
     if args.foreground and args.num_processes == 1:
-        from cockpit.launch import effective_status  # noqa: F401 - same checks as the detached path
+        from cockpit.launch import check_resumable
         from cockpit.rundir import write_status
 
-        status = __import__("cockpit.rundir", fromlist=["effective_status"]).effective_status(run_dir)
-        if status.get("state") in ("starting", "running"):
-            raise CockpitError(f"run {run_dir.name} is still running", f"follow it: llm-cockpit attach {run_dir.name}")
+        check_resumable(run_dir)
         write_status(run_dir, state="starting")
         print(run_dir, flush=True)
         return run_foreground(run_dir, resume=True)

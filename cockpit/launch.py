@@ -26,7 +26,6 @@ CONFIG_HEADER = ("# The resolved configuration of this run (preset + config file
 
 def preflight(cfg: TrainConfig) -> None:
     """Cheap checks before a run directory is created, so obvious mistakes cost nothing."""
-    data = Path(cfg.data)
     for key, value in (("data", cfg.data), ("eval_data", cfg.eval_data)):
         if not value:
             continue
@@ -35,7 +34,6 @@ def preflight(cfg: TrainConfig) -> None:
             raise CockpitError(f"{key}={value} is a directory", "give a JSONL file")
         if not p.is_file():
             raise CockpitError(f"{key}={value} does not exist", "give a JSONL file (try data/dsl_train.jsonl)")
-    del data
     from cockpit.disk import require_free_space
 
     require_free_space(Path(cfg.output_dir), what="the run directory")
@@ -111,14 +109,19 @@ def stop_run(run_dir: Path, timeout: float = 0.0) -> str:
     return str(effective_status(run_dir).get("state"))
 
 
-def resume_run(run_dir: Path, num_processes: int = 1) -> int:
-    """Continue a stopped or failed run from its newest complete checkpoint (detached)."""
+def check_resumable(run_dir: Path) -> None:
+    """Only a stopped or failed run can be resumed: a running one is followed, a finished one is done."""
     status = effective_status(run_dir)
     if status.get("state") in ACTIVE_STATES:
         raise CockpitError(f"run {run_dir.name} is still running (pid {status.get('pid')})",
                            f"follow it with: llm-cockpit attach {run_dir.name}")
     if status.get("state") == "finished":
         raise CockpitError(f"run {run_dir.name} already finished", "start a new run with llm-cockpit train")
+
+
+def resume_run(run_dir: Path, num_processes: int = 1) -> int:
+    """Continue a stopped or failed run from its newest complete checkpoint (detached)."""
+    check_resumable(run_dir)
     write_status(run_dir, state="starting", error=None, advice=None)
     return spawn_trainer(run_dir, resume=True, num_processes=num_processes)
 

@@ -298,6 +298,27 @@ def estimate_memory(
     )
 
 
+def estimate_for_config(cfg: Any, device: str | None = None) -> dict[str, Any]:
+    """The estimate for a :class:`cockpit.config.TrainConfig` as a dict (the ``run_started`` event).
+
+    ``device`` defaults to where torch would train: CUDA when torch is already imported and
+    sees a GPU (the trainer has imported it by then), else the CPU. Never touches the network.
+    """
+    import sys
+
+    from cockpit.catalog import resolve_spec
+
+    if device is None:
+        torch = sys.modules.get("torch")
+        device = "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
+    precision = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}.get(cfg.precision, "auto")
+    est = estimate_memory(resolve_spec(cfg.model, network=False), cfg.method, cfg.batch_size, cfg.max_length,
+                          cfg.lora_r, targets=[t for t in cfg.lora_target_modules if t in ALL_LINEAR] or None,
+                          grad_ckpt=cfg.grad_ckpt, device=device, precision=precision,
+                          lora_dropout=cfg.lora_dropout)
+    return est.to_dict()
+
+
 def _validate(spec: ModelSpec, method: str, batch: int, seq: int, lora_r: int, device: str, optimizer: str,
               dropout: float) -> None:
     if method not in METHODS:

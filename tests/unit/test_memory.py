@@ -13,6 +13,7 @@ from cockpit.memory import (
     ALL_LINEAR,
     BREAKDOWN_KEYS,
     NF4_BYTES_PER_PARAM,
+    estimate_for_config,
     estimate_memory,
     fmt_bytes,
     layer_activation_bytes,
@@ -139,6 +140,15 @@ def test_optimizer_choice_changes_the_states():
     adamw = estimate_memory(SMOL, "full", 1, 128, device="cpu", optimizer="adamw").details["optimizer_states"]
     eight = estimate_memory(SMOL, "full", 1, 128, device="cpu", optimizer="adamw_8bit").details["optimizer_states"]
     assert adamw == 8 * SMOL.params and eight == 2 * SMOL.params
+
+
+def test_estimate_for_a_training_config():
+    from cockpit.config import build_config
+
+    cfg = build_config(overrides={"method": "lora", "batch_size": 2, "max_length": 256, "lora_r": 8})
+    data = estimate_for_config(cfg, device="cpu")
+    direct = estimate_memory(lookup(cfg.model), "lora", 2, 256, 8, device="cpu", lora_dropout=cfg.lora_dropout)
+    assert data["total_bytes"] == direct.total_bytes and data["method"] == "lora"
 
 
 def test_fmt_bytes():

@@ -3,14 +3,16 @@
 Each :class:`CalibrationCase` runs in a fresh Python process (``python -m cockpit.calibrate
 --worker``), so no memory of an earlier case or of the caller is counted:
 
-1. import torch, transformers, peft, the model's modeling code (and bitsandbytes for
-   int8/qlora), then record the **baseline**: the resident set size (RSS) after the imports
-   and before the model is loaded. Import cost is not training memory; everything after
-   it (weights, adapters, optimizer, activations, allocator and thread-pool growth) is.
+1. apply :func:`cockpit.hardware.tune_cpu_allocator` (unless the case says not to), import
+   torch, transformers, peft, the model's modeling code (and bitsandbytes for int8/qlora),
+   then record the **baseline**: the resident set size (RSS) after the imports and before
+   the model is loaded. Import cost is not training memory; everything after it (weights,
+   adapters, optimizer, activations, allocator and thread-pool growth) is.
 2. load the model exactly as the trainer does (:func:`cockpit.recipe.load_model`: PEFT
-   LoRA, bitsandbytes NF4 double-quant for qlora, gradient checkpointing), then reset the
-   kernel's peak-RSS counter (``/proc/self/clear_refs``) so the transient copies made while
-   loading a checkpoint are not mistaken for training memory;
+   LoRA, bitsandbytes NF4 double-quant for qlora, gradient checkpointing), drop the
+   page-cache pages of the memory-mapped checkpoint (reclaimable: see
+   :func:`_drop_checkpoint_pages`), then reset the kernel's peak-RSS counter
+   (``/proc/self/clear_refs``) so copies made while loading are not counted as training;
 3. run ``steps`` real steps like the HF Trainer: forward with the loss, backward, gradient
    clipping at 1.0, fused AdamW step, gradients set to None. Batches are random token ids
    of length ``seq``; with more than one row the last row is half padding, as the
@@ -19,8 +21,8 @@ Each :class:`CalibrationCase` runs in a fresh Python process (``python -m cockpi
    ``torch.cuda.max_memory_allocated`` and ``max_memory_reserved`` (the estimate's CUDA
    context share is set aside for that comparison, since PyTorch does not count it).
 
-``llm-cockpit calibrate --table`` runs :data:`STANDARD_CASES` and prints the table kept in
-``docs/calibration.md``.
+``llm-cockpit calibrate --table`` runs :data:`STANDARD_CASES` and :data:`HELDOUT_CASES` and
+prints the tables kept in ``docs/calibration.md``.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import re
 import struct
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,18 +118,9 @@ class ModelSpec:
         """Everything that stays in 16/32-bit under quantization: embeddings, head, norms, biases."""
         return self.params - self.linear_params
 
-    @property
-    def is_specialized(self) -> bool:
-        return self.kind != "base"
-
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "arch": self.arch, "params": self.params, "layers": self.layers,
-            "hidden": self.hidden, "intermediate": self.intermediate, "heads": self.heads,
-            "kv_heads": self.kv_heads, "head_dim": self.head_dim, "vocab": self.vocab, "tied": self.tied,
-            "dtype": self.dtype, "kind": self.kind, "family": self.family, "variant_of": self.variant_of,
-            "gated": self.gated, "source": self.source,
-        }
+        d = {k: v for k, v in asdict(self).items() if k not in ("head_dim_", "aliases")}
+        return {**d, "head_dim": self.head_dim}
 
 
 @dataclass
@@ -298,15 +289,12 @@ def _hub_config(repo_id: str, *, network: bool, timeout: float) -> dict[str, Any
 
 
 def _hf_token() -> str | None:
-    token = os.environ.get("HF_TOKEN")
-    if token:
-        return token
     try:
-        from huggingface_hub import get_token
+        from huggingface_hub import get_token  # HF_TOKEN first, then the saved login
 
         return get_token()
     except Exception:  # noqa: BLE001 - no token is fine for public models
-        return None
+        return os.environ.get("HF_TOKEN")
 
 
 def spec_from_config(cfg: dict[str, Any], model_id: str) -> ModelSpec:

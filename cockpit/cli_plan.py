@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -111,8 +112,8 @@ def cmd_plan(args) -> int:
 
     gpus = 1
     if args.vram is not None:
-        try:
-            vram = float(args.vram)
+        try:  # "24", "24G", "24GB" and "24GiB" all mean a 24 GiB card
+            vram = float(re.sub(r"(?i)\s*(gib|gb|g)$", "", str(args.vram).strip()))
         except ValueError:
             vram = float("nan")
         if not math.isfinite(vram) or vram <= 0:

@@ -145,7 +145,7 @@ def lora_params(spec: ModelSpec, lora_r: int, targets: Sequence[str] = ALL_LINEA
 
 def weight_bytes(spec: ModelSpec, method: str, device: str) -> int:
     """Bytes of the model weights as the trainer holds them (see the module docstring)."""
-    other = spec.params - spec.linear_params
+    other = spec.other_params
     sixteen = 4 if device == "cpu" else 2
     if method == "full":
         return 4 * spec.params

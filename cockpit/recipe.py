@@ -50,7 +50,9 @@ def pick_precision(cfg: TrainConfig) -> Precision:
     if want == "auto":
         want = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if want == "bf16":
-        return Precision("cuda", "bfloat16", True, False)
+        # Full fine-tuning keeps fp32 master weights under bf16 autocast: pure-bf16 AdamW
+        # rounds small updates away (and the memory estimate assumes the fp32 masters).
+        return Precision("cuda", "float32" if cfg.method == "full" else "bfloat16", True, False)
     if want == "fp16":
         # Full fine-tuning keeps fp32 master weights under fp16 autocast (GradScaler needs them).
         return Precision("cuda", "float32" if cfg.method == "full" else "float16", False, True)

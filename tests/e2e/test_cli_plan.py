@@ -58,7 +58,8 @@ def test_llama_8b_on_a_24_gib_gpu_gets_a_method_that_fits(capsys):
 
 
 def test_llama_8b_on_an_8_gib_gpu_gets_qlora_or_the_ladder(capsys):
-    data = plan_json(capsys, "llama-3.1-8b", "--batch-size", "1", "--seq-len", "512", "--vram", "8")
+    data = plan_json(capsys, "llama-3.1-8b", "--batch-size", "1", "--seq-len", "512", "--vram", "8GB")
+    assert data["budget_bytes"] == 8 * GIB
     assert data["recommended_method"] == "qlora" or data["ladder"]
     assert all(step["total_bytes"] > 0 for step in data["ladder"])
     assert any("QLoRA" in r for r in data["reasons"])

@@ -165,38 +165,39 @@ def test_cgroup_memory_limit_parsing(monkeypatch, limit_text, expected):
 _ALLOCATOR_PROBE = """
 import ctypes, sys
 from cockpit.hardware import tune_cpu_allocator
-tuned = sys.argv[1] == "1"
-if tuned:
+if sys.argv[1] == "1":
     assert tune_cpu_allocator()
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
 
-def rss():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096
+def rss_mib():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 >> 20
 
-def touch(p, n):
-    ctypes.memset(p, 1, n)
-
-big = libc.malloc(8 << 20); touch(big, 8 << 20); libc.free(big)  # raises glibc's dynamic threshold to 8 MiB
-before = rss()
+big = libc.malloc(8 << 20)  # freeing a large mapping raises glibc's dynamic threshold
+ctypes.memset(big, 1, 8 << 20)
+libc.free(big)
+before = rss_mib()
 blocks, pins = [], []
-for _ in range(64):  # 1 MiB blocks with small live allocations between them, like activations
-    b = libc.malloc(1 << 20); touch(b, 1 << 20); blocks.append(b)
-    pins.append(libc.malloc(64))
-for b in blocks:
-    libc.free(b)
-print((rss() - before) >> 20)
+for _ in range(64):  # 1 MiB blocks with live 48 KiB blocks between them, like activations
+    block = libc.malloc(1 << 20)
+    ctypes.memset(block, 1, 1 << 20)
+    blocks.append(block)
+    pins.append(libc.malloc(48 << 10))
+for block in blocks:
+    libc.free(block)
+print(rss_mib() - before)
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
 def test_the_tuned_allocator_returns_freed_blocks_to_the_os():
-    def retained(tuned: str) -> int:
+    def retained_mib(tuned: str) -> int:
         out = subprocess.run([sys.executable, "-c", _ALLOCATOR_PROBE, tuned], capture_output=True, text=True,
                              timeout=60, check=False)
         assert out.returncode == 0, out.stderr
         return int(out.stdout)
 
-    assert retained("0") >= 48  # default glibc: the freed 1 MiB blocks stay resident between the pins
-    assert retained("1") <= 8  # tuned: each block was its own mapping, unmapped on free
+    assert retained_mib("0") >= 48  # default glibc: the freed 1 MiB blocks stay resident between the pins
+    assert retained_mib("1") <= 8  # tuned: each block was its own mapping, unmapped when freed

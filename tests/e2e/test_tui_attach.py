@@ -85,7 +85,6 @@ class Terminal:
 ENTER, NEXT, TAB = "\r", "\x0e", "\t"
 
 
-@pytest.mark.slow  # a real trainer on a tiny model, plus a TUI in a terminal: ~40 s on two idle cores
 def test_run_started_in_the_tui_outlives_it_and_attach_replays_everything(tmp_path, tiny_model_dir):
     runs = tmp_path / "runs"
     term = Terminal([sys.executable, "-m", "cockpit.cli", "tui", "--output-dir", str(runs)], cwd=REPO)

@@ -169,7 +169,6 @@ def test_model_step_rejects_what_cannot_be_planned(tmp_path):
     run_async(go())
 
 
-@pytest.mark.slow  # a real trainer process: ~30 s on two idle cores, over a minute on busy ones
 def test_wizard_starts_a_real_run_on_a_tiny_model_and_the_dashboard_follows_it(tmp_path, tiny_model_dir, at_repo):
     runs = tmp_path / "runs"
     app = make_app("wizard", output_dir=runs)

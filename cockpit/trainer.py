@@ -263,8 +263,8 @@ class TrainingRun:
             return "failed"
         if self.stop.requested:
             # The callback asked the Trainer to save at this step; make sure it is on disk.
-            if newest_complete_checkpoint(self.run_dir) is None or \
-                    newest_complete_checkpoint(self.run_dir).name != f"checkpoint-{step}":
+            newest = newest_complete_checkpoint(self.run_dir)
+            if newest is None or newest.name != f"checkpoint-{step}":
                 trainer._save_checkpoint(trainer.model, trial=None)  # noqa: SLF001 - full state incl. optimizer
                 cb.on_save(trainer.args, trainer.state, trainer.control)
             if self.is_main:

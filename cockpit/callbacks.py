@@ -65,6 +65,7 @@ class EventCallback(TrainerCallback):
         self.last_loss: float | None = None
         self.failure: tuple[str, str] | None = None  # (message, advice) when the run must fail
         self._loss_ema: float | None = None
+        self.last_saved_step: int | None = None
 
     # -- helpers -------------------------------------------------------------
     def _eta(self, step: int, total: int) -> float | None:
@@ -85,8 +86,11 @@ class EventCallback(TrainerCallback):
             self.start_step = state.global_step
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
+        # Every DDP rank sees the same logs (the loss is gathered across ranks) and so takes
+        # the same decisions (NaN stop, early stop); only rank 0 has a real sink and status.
+        if not logs:
             return
+        main = state.is_world_process_zero
         step = state.global_step
         if "loss" in logs:
             loss = float(logs["loss"])
@@ -106,15 +110,18 @@ class EventCallback(TrainerCallback):
             if math.isfinite(loss):
                 self.last_loss = loss
                 self.best_loss = loss if self.best_loss is None else min(self.best_loss, loss)
-            write_status(self.run_dir, state="running", step=step, total_steps=state.max_steps,
-                         loss=self.last_loss, best_loss=self.best_loss, eta_s=self._eta(step, state.max_steps))
+            if main:
+                write_status(self.run_dir, state="running", step=step, total_steps=state.max_steps,
+                             loss=self.last_loss, best_loss=self.best_loss, eta_s=self._eta(step, state.max_steps))
         if "eval_loss" in logs:
             eval_loss = float(logs["eval_loss"])
             metrics = {k: v for k, v in logs.items() if k.startswith("eval_") and k != "eval_loss"}
             self.sink.emit(ev.Eval(step=step, eval_loss=eval_loss, metrics=metrics))
             self._early_stop(eval_loss, control)
-            write_status(self.run_dir, eval_loss=eval_loss, best_eval_loss=self.best_eval)
-        self._poll_gpu(step)
+            if main:
+                write_status(self.run_dir, eval_loss=eval_loss, best_eval_loss=self.best_eval)
+        if main:
+            self._poll_gpu(step)
 
     def _watch(self, step: int, loss: float, grad: float | None, control) -> None:
         """NaN stops the run; a gradient or loss spike is a warning (workshop checklist)."""
@@ -155,6 +162,8 @@ class EventCallback(TrainerCallback):
         self.sink.emit(ev.Gpu(step=step, devices=self._gpu.read()))
 
     def on_step_end(self, args, state, control, **kwargs):
+        if self.world_size > 1:
+            self._agree_on_stop(args.device)
         if self.stop.requested:
             control.should_save = True
             control.should_training_stop = True
@@ -163,7 +172,20 @@ class EventCallback(TrainerCallback):
                 and state.global_step % self.sample_every == 0 and state.global_step < state.max_steps):
             self.sampler(state.global_step)
 
+    def _agree_on_stop(self, device) -> None:
+        """A signal reaches rank 0 only (its pid is in status.json); every rank must stop at the
+        same step, or the others would wait forever in the next all-reduce."""
+        import torch
+        import torch.distributed as dist
+
+        if not dist.is_available() or not dist.is_initialized():
+            return
+        flag = torch.tensor([1.0 if self.stop.requested else 0.0], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        self.stop.requested = bool(flag.item())
+
     def on_save(self, args, state, control, **kwargs):
+        self.last_saved_step = state.global_step
         if not state.is_world_process_zero:
             return
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 from cockpit.config import TrainConfig, build_config, field_docs, parse_overrides
-from cockpit.errors import CockpitError
 from cockpit.rundir import EVENTS_FILE, list_runs, resolve_run
 
 DEFAULT_RUNS = TrainConfig.output_dir
@@ -22,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--preset", default=None, help="a preset in presets/ (default cpu-demo) or a YAML file")
     p.add_argument("--config", default=None, help="a YAML file of key: value settings")
     p.add_argument("--foreground", action="store_true", help="train in this process and print progress")
-    p.add_argument("--num-processes", type=int, default=1, help="data-parallel processes (accelerate launch)")
+    _add_launch_args(p, default=1)
     p.add_argument("--keys", action="store_true", help="list every config key with its meaning and exit")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config as YAML and exit")
     p.set_defaults(func=cmd_train)
@@ -42,8 +40,16 @@ def register(sub) -> None:
     p.add_argument("run", help="run name or path")
     p.add_argument("--output-dir", default=DEFAULT_RUNS)
     p.add_argument("--foreground", action="store_true")
-    p.add_argument("--num-processes", type=int, default=1)
+    _add_launch_args(p, default=None)
     p.set_defaults(func=cmd_resume)
+
+
+def _add_launch_args(p, default: int | None) -> None:
+    same = " (default: as the run was started)" if default is None else ""
+    p.add_argument("--num-processes", type=int, default=default,
+                   help="data-parallel processes through accelerate launch: DDP on GPUs, gloo on a CPU" + same)
+    p.add_argument("--accelerate-config", default=None, metavar="FILE",
+                   help="an accelerate config (FSDP, DeepSpeed) passed to accelerate launch" + same)
 
 
 def cmd_train(args) -> int:
@@ -53,19 +59,18 @@ def cmd_train(args) -> int:
         for key, doc in field_docs().items():
             print(f"{key:24} {doc}")
         return 0
+    from cockpit.launch import check_launch, prepare_run, spawn_trainer
+
     cfg = build_config(args.preset, args.config, parse_overrides(args.overrides))
-    if args.num_processes < 1:
-        raise CockpitError(f"--num-processes must be >= 1, got {args.num_processes}")
+    check_launch(args.num_processes, args.accelerate_config)
     if args.dry_run:
         print(config_to_yaml(cfg), end="")
         return 0
-    from cockpit.launch import prepare_run, spawn_trainer
-
     run_dir = prepare_run(cfg)
-    if args.foreground and args.num_processes == 1:
+    if args.foreground and args.num_processes == 1 and not args.accelerate_config:
         print(run_dir, flush=True)
         return run_foreground(run_dir, resume=False)
-    spawn_trainer(run_dir, num_processes=args.num_processes)
+    spawn_trainer(run_dir, num_processes=args.num_processes, accelerate_config=args.accelerate_config)
     print(run_dir)
     if args.foreground:
         return _wait_printing(run_dir)
@@ -143,7 +148,10 @@ def cmd_resume(args) -> int:
     from cockpit.launch import resume_run
 
     run_dir = resolve_run(args.run, args.output_dir)
-    if args.foreground and args.num_processes == 1:
+    from cockpit.rundir import read_status
+
+    single = (args.num_processes or int(read_status(run_dir).get("num_processes") or 1)) == 1
+    if args.foreground and single and not args.accelerate_config:
         from cockpit.launch import check_resumable
         from cockpit.rundir import write_status
 
@@ -151,7 +159,7 @@ def cmd_resume(args) -> int:
         write_status(run_dir, state="starting")
         print(run_dir, flush=True)
         return run_foreground(run_dir, resume=True)
-    pid = resume_run(run_dir, num_processes=args.num_processes)
+    pid = resume_run(run_dir, num_processes=args.num_processes, accelerate_config=args.accelerate_config)
     print(run_dir)
     print(f"resumed in the background (pid {pid}); follow it with: llm-cockpit attach {run_dir.name}",
           file=sys.stderr)

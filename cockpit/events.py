@@ -163,14 +163,14 @@ def parse_event(data: dict[str, Any]) -> Event:
 def _int(v: Any) -> int:
     try:
         return int(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a corrupt line's 1e400
         return 0
 
 
 def _float(v: Any) -> float:
     try:
         return float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float range
         return 0.0
 
 
@@ -191,6 +191,13 @@ class EventSink(Protocol):
     """Anything that takes events: the JSONL file, a test list, a fan-out."""
 
     def emit(self, event: Event) -> None: ...
+
+
+class NullSink:
+    """Drops events: the sink of every DDP rank but rank 0, which alone writes the log."""
+
+    def emit(self, event: Event) -> None:
+        pass
 
 
 class ListSink:
@@ -216,7 +223,9 @@ class JsonlSink:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        # backslashreplace: a lone surrogate (a non-UTF-8 file name, a "\ud800" in a dataset)
+        # can only sit inside a JSON string, where it becomes the JSON escape \udXXX
+        self._fh = open(self.path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
 
     def emit(self, event: Event) -> None:
         line = json.dumps(event.to_dict(), ensure_ascii=False, allow_nan=False) + "\n"

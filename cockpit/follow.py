@@ -56,8 +56,9 @@ class Series:
     def add(self, step: float, value: float | None) -> None:
         if value is None or not math.isfinite(value):
             return
-        if self.steps and step < self.steps[-1]:
-            # a resumed run repeats steps after its checkpoint: the new values replace the old
+        if self.steps and step <= self.steps[-1]:
+            # a resumed run repeats steps after its checkpoint (the last one logged included):
+            # the new values replace the old
             while self.steps and self.steps[-1] >= step:
                 self.steps.pop()
                 self.values.pop()
@@ -143,6 +144,7 @@ class RunState:
     events_seen: int = 0
     resumes: int = 0
     ended_by_event: bool = False
+    ended_time: float = 0.0  # when the last run_finished/error was written
 
     # -- folding ---------------------------------------------------------------------
     def apply_all(self, events: list[ev.Event]) -> None:
@@ -225,6 +227,7 @@ class RunState:
         self.state = e.state if e.state in FINAL_STATES else "finished"
         self.summary = dict(e.summary or {})
         self.ended_by_event = True
+        self.ended_time = e.time or 0.0
         if self.state == "finished" and self.total_steps:
             self.step = max(self.step, e.step)
 
@@ -233,6 +236,7 @@ class RunState:
         self.warnings.append(WarningView(e.step, "error", e.message, e.advice))
         self.state = "failed"
         self.ended_by_event = True
+        self.ended_time = e.time or 0.0
 
     def merge_status(self, status: dict[str, Any]) -> None:
         """Take what ``status.json`` knows and the events do not (yet): a run still
@@ -242,6 +246,11 @@ class RunState:
             self.total_steps = int(status["total_steps"])
         self.model = self.model or str(status.get("model") or "")
         self.method = self.method or str(status.get("method") or "")
+        if self.ended_by_event and state in ("starting", "running") and \
+                float(status.get("updated") or 0.0) > self.ended_time:
+            # Resumed after the end its events recorded: the new session is on its way.
+            self.state, self.ended_by_event, self.error, self.advice = state, False, None, None
+            return
         if self.ended_by_event or state in ("", "unknown"):
             return
         if state in FINAL_STATES or self.state == "starting":

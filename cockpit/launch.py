@@ -49,12 +49,32 @@ def prepare_run(cfg: TrainConfig) -> Path:
     return run_dir
 
 
-def trainer_command(run_dir: Path, resume: bool = False, num_processes: int = 1) -> list[str]:
-    """The command line of the trainer process (through ``accelerate launch`` for DDP)."""
-    if num_processes > 1:
+def check_launch(num_processes: int, accelerate_config: str | None = None) -> None:
+    """The process layout is possible: called before a run directory is created."""
+    if num_processes < 1:
+        raise CockpitError(f"--num-processes must be >= 1, got {num_processes}")
+    if accelerate_config and not Path(accelerate_config).is_file():
+        raise CockpitError(f"accelerate config {accelerate_config} does not exist",
+                           "write one with `accelerate config` or leave --accelerate-config out")
+
+
+def trainer_command(run_dir: Path, resume: bool = False, num_processes: int = 1,
+                    accelerate_config: str | None = None) -> list[str]:
+    """The command line of the trainer process.
+
+    More than one process goes through ``accelerate launch``, whose torchrun-based launcher
+    (``--multi_gpu``) starts one trainer per rank: DDP over NCCL on GPUs, gloo on a CPU.
+    An accelerate config file (FSDP, DeepSpeed) is passed through and decides the rest.
+    """
+    if num_processes > 1 or accelerate_config:
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "-m", "cockpit.trainer_main", str(run_dir)]
+               "--num_machines", "1"]
+        if accelerate_config:
+            cmd += ["--config_file", str(accelerate_config)]
+        else:
+            # Precision is the trainer's choice (TrainingArguments), not the launcher's.
+            cmd += ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        cmd += ["-m", "cockpit.trainer_main", str(run_dir)]
     else:
         cmd = [sys.executable, "-m", "cockpit.trainer_main", str(run_dir)]
     if resume:
@@ -62,26 +82,31 @@ def trainer_command(run_dir: Path, resume: bool = False, num_processes: int = 1)
     return cmd
 
 
-def spawn_trainer(run_dir: Path, resume: bool = False, num_processes: int = 1) -> int:
-    """Start the detached trainer for ``run_dir``; returns its pid."""
+def spawn_trainer(run_dir: Path, resume: bool = False, num_processes: int = 1,
+                  accelerate_config: str | None = None) -> int:
+    """Start the detached trainer for ``run_dir``; returns its pid (the launcher's, for DDP,
+    until rank 0 writes its own into ``status.json``)."""
+    check_launch(num_processes, accelerate_config)
     log_path = run_dir / LOG_FILE
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     with open(log_path, "ab") as log_fh:
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            trainer_command(run_dir, resume, num_processes),
+            trainer_command(run_dir, resume, num_processes, accelerate_config),
             stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, env=env, cwd=os.getcwd(),
         )
-    write_status(run_dir, pid=proc.pid, launcher_pid=proc.pid)
+    # Remembered so that `resume` relaunches the same layout (the RNG state is saved per rank).
+    write_status(run_dir, pid=proc.pid, launcher_pid=proc.pid, num_processes=num_processes,
+                 accelerate_config=str(Path(accelerate_config).resolve()) if accelerate_config else None)
     return proc.pid
 
 
-def start_run(cfg: TrainConfig, num_processes: int = 1) -> Path:
+def start_run(cfg: TrainConfig, num_processes: int = 1, accelerate_config: str | None = None) -> Path:
     """Create a run for ``cfg`` and start its detached trainer; returns the run directory."""
     run_dir = prepare_run(cfg)
-    spawn_trainer(run_dir, num_processes=num_processes)
+    spawn_trainer(run_dir, num_processes=num_processes, accelerate_config=accelerate_config)
     return run_dir
 
 
@@ -119,11 +144,19 @@ def check_resumable(run_dir: Path) -> None:
         raise CockpitError(f"run {run_dir.name} already finished", "start a new run with llm-cockpit train")
 
 
-def resume_run(run_dir: Path, num_processes: int = 1) -> int:
-    """Continue a stopped or failed run from its newest complete checkpoint (detached)."""
+def resume_run(run_dir: Path, num_processes: int | None = None, accelerate_config: str | None = None) -> int:
+    """Continue a stopped or failed run from its newest complete checkpoint (detached).
+
+    Without ``num_processes`` the run keeps the process count (and accelerate config) it was
+    started with.
+    """
     check_resumable(run_dir)
+    status = read_status(run_dir)
+    if num_processes is None:
+        num_processes = int(status.get("num_processes") or 1)
+        accelerate_config = accelerate_config or status.get("accelerate_config")
     write_status(run_dir, state="starting", error=None, advice=None)
-    return spawn_trainer(run_dir, resume=True, num_processes=num_processes)
+    return spawn_trainer(run_dir, resume=True, num_processes=num_processes, accelerate_config=accelerate_config)
 
 
 def wait_for(run_dir: Path, states: tuple[str, ...], timeout: float) -> str:

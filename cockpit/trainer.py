@@ -50,10 +50,12 @@ class TrainingRun:
         self.run_dir = Path(run_dir)
         self.resume = resume
         self.stop = stop or StopFlag()
-        self._own_sink = sink is None
-        self.sink = sink or ev.JsonlSink(self.run_dir / EVENTS_FILE)
         self.rank = int(os.environ.get("RANK", "0"))
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self._own_sink = sink is None
+        if not self.is_main:
+            sink = ev.NullSink()  # rank 0 alone writes events, status and checkpoints
+        self.sink = sink or ev.JsonlSink(self.run_dir / EVENTS_FILE)
         self.cfg: TrainConfig | None = None
         self.trainer = None
         self.callback: EventCallback | None = None
@@ -262,9 +264,9 @@ class TrainingRun:
                 emit_error(self.sink, self.run_dir, cb.failure[0], cb.failure[1], step=step)
             return "failed"
         if self.stop.requested:
-            # The callback asked the Trainer to save at this step; make sure it is on disk.
-            newest = newest_complete_checkpoint(self.run_dir)
-            if newest is None or newest.name != f"checkpoint-{step}":
+            # The callback asked the Trainer to save at this step; if the stop came after the
+            # last step boundary, save here. Every rank takes the same branch (DDP saves together).
+            if cb.last_saved_step != step:
                 trainer._save_checkpoint(trainer.model, trial=None)  # noqa: SLF001 - full state incl. optimizer
                 cb.on_save(trainer.args, trainer.state, trainer.control)
             if self.is_main:

@@ -208,6 +208,8 @@ def _load_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
         raise CockpitError(f"{what} {path} is not UTF-8 text", "give a YAML file") from exc
     try:
         data = yaml.safe_load(text)
+    except (ValueError, OverflowError) as exc:  # a YAML date that is no date: 2020-13-45
+        raise CockpitError(f"{path}: not valid YAML ({exc})", "fix the value (quote it if it is text)") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -231,7 +233,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             raise CockpitError(f"override {pair!r} is not key=value", "write it like lr=1e-4")
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, OverflowError):  # ValueError: lr=2020-13-45 (a "date")
             value = raw
         if key in ("lora_target_modules", "sample_prompts") and isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -310,7 +312,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             if isinstance(value, (dict, list)):
                 raise TypeError
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float() of an int past 1e308
         pass
     else:
         return value
@@ -353,9 +355,21 @@ def validate(cfg: TrainConfig) -> None:
                "letters, digits, '.', '_' or '-'")
 
 
+class _ConfigDumper(yaml.SafeDumper):
+    """PyYAML writes NEL (U+0085) raw in a quoted scalar, where its reader folds it into a
+    space: strings holding one are written double-quoted, where it is escaped (``\\N``)."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"' if "\x85" in value else None)
+
+
+_ConfigDumper.add_representer(str, _represent_str)
+
+
 def config_to_yaml(cfg: TrainConfig, header: str | None = None) -> str:
     """The YAML written as ``config_used.yaml`` (field order kept)."""
-    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+    text = yaml.dump(cfg.to_dict(), Dumper=_ConfigDumper, sort_keys=False, allow_unicode=True, width=100)
     return (header or "") + text
 
 

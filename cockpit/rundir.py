@@ -56,7 +56,10 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
     """JSON variant of :func:`atomic_write_text` (indented, UTF-8)."""
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    # a lone surrogate (an error naming a non-UTF-8 file) can only be inside a JSON string:
+    # written as the JSON escape \udXXX it reads back as it was
+    atomic_write_text(path, text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
 
 
 def atomic_symlink(target: str | os.PathLike[str], link: str | os.PathLike[str]) -> None:
@@ -127,9 +130,9 @@ def pid_alive(pid: Any) -> bool:
     """Whether a process with this pid exists (zombies count as dead)."""
     try:
         pid = int(pid)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         return False
-    if pid <= 0:
+    if pid <= 0 or pid > 2**31 - 1:  # os.kill takes a C int (a corrupt status.json may hold more)
         return False
     try:
         os.kill(pid, 0)

@@ -226,6 +226,11 @@ class JsonlSink:
         # backslashreplace: a lone surrogate (a non-UTF-8 file name, a "\ud800" in a dataset)
         # can only sit inside a JSON string, where it becomes the JSON escape \udXXX
         self._fh = open(self.path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+        if _ends_mid_line(self.path):
+            # A killed trainer's partial last line: end it, so that the first event of this
+            # session is not glued to it (and lost with it as one corrupt line).
+            self._fh.write("\n")
+            self._fh.flush()
 
     def emit(self, event: Event) -> None:
         line = json.dumps(event.to_dict(), ensure_ascii=False, allow_nan=False) + "\n"
@@ -285,3 +290,15 @@ def iter_dicts(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """The complete events of a file as plain dicts (what was written, field for field)."""
     for event in read_events(path):
         yield event.raw if isinstance(event, UnknownEvent) else event.to_dict()
+
+
+def _ends_mid_line(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except OSError:
+        return False

@@ -121,3 +121,23 @@ def test_model_path_that_is_not_a_model_fails_the_run_with_one_line(tmp_path, ti
     status = read_status(run_dir)
     assert status["state"] == "failed" and "config.json" in status["error"]
     assert not (run_dir / "model").exists()
+
+
+def test_a_second_signal_ends_the_trainer_at_once_and_the_run_reads_stopped(tmp_path, tiny_model_dir, tiny_data):
+    runs = tmp_path / "runs"
+    out = cli("train", *tiny_args(tiny_model_dir, tiny_data, runs, max_steps=400, save_steps=400))
+    run_dir = Path(out.stdout.strip().splitlines()[-1])
+    wait_until(lambda: read_status(run_dir).get("step", 0) >= 2, what="two steps")
+    pid = read_status(run_dir)["pid"]
+    # Frozen while both arrive, so the second cannot come after a quick graceful stop (two
+    # of one kind would merge into one pending signal: SIGTERM, then Ctrl+C's SIGINT).
+    os.kill(pid, signal.SIGSTOP)
+    os.kill(pid, signal.SIGTERM)  # the first asks for a checkpoint at the next step boundary...
+    os.kill(pid, signal.SIGINT)  # ...the second does not wait for it
+    os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}") or
+               open(f"/proc/{pid}/stat").read().split()[2] == "Z", timeout=30, what="the trainer to exit")
+    status = read_status(run_dir)
+    assert status["state"] == "stopped" and "at once" in status["advice"]
+    assert not list((run_dir / "checkpoints").glob("checkpoint-*")), "no save was waited for"
+    assert effective_status(run_dir)["state"] == "stopped"

@@ -184,3 +184,16 @@ def test_early_stopping_after_patience_evaluations_without_improvement(tmp_path)
     assert control.should_training_stop
     assert cb.best_eval == 1.5
     assert [w.kind for w in sink.of_type(ev.Warning)] == ["early_stop"]
+
+
+def test_eta_after_a_resume_comes_from_this_sessions_speed(tmp_path):
+    """100 steps done before the resume, 10 in this session's 10 s: 1 s a step for the 90
+    left. Counting the old steps as this session's would say about 8 s."""
+    import time
+
+    from cockpit.callbacks import EventCallback, StopFlag, TokenCounter
+
+    cb = EventCallback(ev.ListSink(), tmp_path, TokenCounter(), StopFlag(), None, 0, 0, start_step=100)
+    cb.session_t0 = time.time() - 10.0
+    assert cb._eta(110, 200) == pytest.approx(90.0, rel=0.05)
+    assert cb._eta(100, 200) is None  # no step of this session yet: no speed to tell

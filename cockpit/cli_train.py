@@ -87,9 +87,19 @@ def run_foreground(run_dir: Path, resume: bool) -> int:
     from cockpit.trainer_main import install_signal_handlers
     from cockpit.callbacks import StopFlag
 
+    root = logging.getLogger()
     handler = logging.FileHandler(run_dir / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
+    debug = root.getEffectiveLevel() <= logging.DEBUG
+    # The terminal gets the error event's one line; the traceback goes to train.log only.
+    terminal = [] if debug else [h for h in root.handlers if isinstance(h, logging.StreamHandler)
+                                 and not isinstance(h, logging.FileHandler)]
+    saved = root.level, [h.level for h in terminal]
+    for h in terminal:
+        h.addFilter(_without_traceback)
+        h.setLevel(max(h.level, logging.WARNING))
+    root.setLevel(min(root.level, logging.INFO))
+    root.addHandler(handler)
 
     class Tee:
         def __init__(self) -> None:
@@ -108,8 +118,17 @@ def run_foreground(run_dir: Path, resume: bool) -> int:
         state = TrainingRun(run_dir, resume=resume, stop=stop, sink=tee).execute()
     finally:
         tee.file.close()
-        logging.getLogger().removeHandler(handler)
+        root.removeHandler(handler)
+        handler.close()
+        root.setLevel(saved[0])
+        for h, level in zip(terminal, saved[1]):
+            h.removeFilter(_without_traceback)
+            h.setLevel(level)
     return 0 if state in ("finished", "stopped") else 1
+
+
+def _without_traceback(record) -> bool:
+    return not record.exc_info
 
 
 def _wait_printing(run_dir: Path) -> int:

@@ -264,7 +264,8 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise CockpitError(f"unknown config key {key!r}", f"{hint}known keys: {', '.join(known)}")
+            raise CockpitError(f"unknown config key {key!r}",
+                               f"{hint}`llm-cockpit train --keys` lists every key with its meaning")
         kwargs[key] = _coerce(key, value, hints[key])
     cfg = TrainConfig(**kwargs)
     validate(cfg)
@@ -316,8 +317,9 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         pass
     else:
         return value
-    tname = getattr(target, "__name__", str(target)).replace("list", "list of strings")
-    raise CockpitError(f"config key {key!r} must be {tname}, got {value!r}", field_docs().get(key))
+    words = {float: "a number", int: "a whole number", bool: "true or false", str: "text"}
+    tname = words.get(target) or getattr(target, "__name__", str(target)).replace("list", "a list of strings")
+    raise CockpitError(f"config key {key!r} must be {tname}, got {value!r}", f"{key}: {field_docs().get(key)}")
 
 
 def _check(cond: bool, key: str, value: Any, allowed: str) -> None:

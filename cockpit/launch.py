@@ -26,6 +26,9 @@ CONFIG_HEADER = ("# The resolved configuration of this run (preset + config file
 
 def preflight(cfg: TrainConfig) -> None:
     """Cheap checks before a run directory is created, so obvious mistakes cost nothing."""
+    from cockpit.models import check_model_spec
+
+    check_model_spec(cfg.model)
     for key, value in (("data", cfg.data), ("eval_data", cfg.eval_data)):
         if not value:
             continue
@@ -35,7 +38,9 @@ def preflight(cfg: TrainConfig) -> None:
         if not p.is_file():
             raise CockpitError(f"{key}={value} does not exist", "give a JSONL file (try data/dsl_train.jsonl)")
     from cockpit.disk import require_free_space
+    from cockpit.rundir import ensure_runs_root
 
+    ensure_runs_root(Path(cfg.output_dir))
     require_free_space(Path(cfg.output_dir), what="the run directory")
 
 

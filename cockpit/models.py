@@ -172,28 +172,30 @@ def bundled_tokenizer_dir() -> Path:
     return _materialize_tokenizer(bundled_gguf_path(), models_cache() / "smollm2-135m-tokenizer")
 
 
-def resolve_model(spec: str) -> ResolvedModel:
-    """Turn what the user wrote (``model=...``) into a local model directory.
+def check_model_spec(spec: str) -> str:
+    """What kind of model ``spec`` names, from the file system alone (nothing is loaded,
+    downloaded or converted): ``bundled``, ``local``, ``gguf`` or ``hub``.
 
-    Raises :class:`CockpitError` with one line naming the model, where it was looked
-    for, and what to do.
+    Raises :class:`CockpitError` for a path that is not a model, before any run is created.
     """
     spec = str(spec).strip()
     if is_bundled(spec):
-        return ResolvedModel(spec, bundled_model_dir(), "bundled")
+        return "bundled"
     path = Path(spec).expanduser()
     if path.is_dir():
         if (path / "config.json").is_file():
-            return ResolvedModel(spec, path.resolve(), "local")
-        ggufs = sorted(path.glob("*.gguf"))
-        if len(ggufs) == 1:
-            return _resolve_gguf(spec, ggufs[0])
+            return "local"
+        if len(list(path.glob("*.gguf"))) == 1:
+            return "gguf"
         raise CockpitError(f"model directory {path} has no config.json",
                            "point model= at a Hugging Face model directory, a .gguf file or a hub id")
     if path.suffix.lower() == ".gguf":
         if path.is_file():
-            return _resolve_gguf(spec, path)
+            return "gguf"
         raise CockpitError(f"model file {path} does not exist", "check the path")
+    if path.is_file():
+        raise CockpitError(f"model {path} is a file, not a model",
+                           "point model= at a Hugging Face model directory, a .gguf file or a hub id")
     if spec.startswith((".", "/", "~")) or os.sep in spec.strip("/") and spec.count("/") > 1:
         raise CockpitError(f"model path {spec} does not exist", "check the path, or give a hub id like Qwen/Qwen2.5-0.5B")
     if not _HUB_ID_RE.match(spec):
@@ -201,6 +203,24 @@ def resolve_model(spec: str) -> ResolvedModel:
             f"model {spec!r} is neither a local path nor a hub id (owner/name)",
             "give a model directory, a .gguf file, a hub id like Qwen/Qwen2.5-0.5B, or smollm2-135m (bundled, offline)",
         )
+    return "hub"
+
+
+def resolve_model(spec: str) -> ResolvedModel:
+    """Turn what the user wrote (``model=...``) into a local model directory.
+
+    Raises :class:`CockpitError` with one line naming the model, where it was looked
+    for, and what to do.
+    """
+    spec = str(spec).strip()
+    kind = check_model_spec(spec)
+    if kind == "bundled":
+        return ResolvedModel(spec, bundled_model_dir(), "bundled")
+    path = Path(spec).expanduser()
+    if kind == "local":
+        return ResolvedModel(spec, path.resolve(), "local")
+    if kind == "gguf":
+        return _resolve_gguf(spec, path if path.is_file() else sorted(path.glob("*.gguf"))[0])
     return ResolvedModel(spec, _download(spec), "hub")
 
 

@@ -74,14 +74,8 @@ def atomic_symlink(target: str | os.PathLike[str], link: str | os.PathLike[str])
     os.replace(tmp, link)
 
 
-def create_run_dir(output_dir: str | os.PathLike[str], name: str | None = None) -> Path:
-    """Make a new timestamped run directory under ``output_dir`` and point ``latest`` at it."""
-    root = Path(output_dir)
-    if name is not None and not _NAME_RE.match(name):
-        raise CockpitError(
-            f"run name {name!r} is not allowed",
-            "use letters, digits, '.', '_' or '-' (at most 64 characters)",
-        )
+def ensure_runs_root(root: Path) -> None:
+    """The runs directory exists (created if needed) and this user can write in it."""
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -90,6 +84,17 @@ def create_run_dir(output_dir: str | os.PathLike[str], name: str | None = None) 
     if not os.access(root, os.W_OK):
         raise CockpitError(f"the runs directory {root} is not writable",
                            "choose another output_dir=... or fix its permissions")
+
+
+def create_run_dir(output_dir: str | os.PathLike[str], name: str | None = None) -> Path:
+    """Make a new timestamped run directory under ``output_dir`` and point ``latest`` at it."""
+    root = Path(output_dir)
+    if name is not None and not _NAME_RE.match(name):
+        raise CockpitError(
+            f"run name {name!r} is not allowed",
+            "use letters, digits, '.', '_' or '-' (at most 64 characters)",
+        )
+    ensure_runs_root(root)
     stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     base = f"{stamp}-{name}" if name else stamp
     for i in range(1, 1000):

@@ -89,7 +89,7 @@ class TrainingRun:
                 self._fail(self._oom_message(exc), ADVICE["oom"], step)
             else:
                 log.exception("training failed")
-                self._fail(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
+                self._fail(f"{type(exc).__name__}: {_short(exc)}",
                            "see train.log in the run directory; rerun with --debug for details", step)
         finally:
             self.cleanup()
@@ -128,7 +128,7 @@ class TrainingRun:
         resolved = resolve_model(cfg.model)
         self.model_path = resolved.path
         self.precision = pick_precision(cfg)
-        self.tokenizer = load_tokenizer(resolved.path)
+        self.tokenizer = self._loading(load_tokenizer, resolved.path)
 
         examples = load_examples_strict(cfg.data, system_prompt=cfg.system_prompt)
         if cfg.eval_data:
@@ -147,8 +147,22 @@ class TrainingRun:
         self.train_rows, self.eval_rows = train_rows, eval_rows
         self.probes = cfg.sample_prompts or [ex.prompt for ex in (eval_ex or train_ex)[: cfg.sample_count]]
 
-        self.model = load_model(cfg, resolved.path, self.precision)
+        self.model = self._loading(load_model, cfg, resolved.path, self.precision)
         self._setup_trainer()
+
+    def _loading(self, load, *args):
+        """Load the tokenizer or the model; a directory that is not a usable model says so in one line."""
+        try:
+            return load(*args)
+        except (CockpitError, MemoryError, OSError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - transformers raises many kinds for a broken model
+            if _is_oom(exc):
+                raise
+            log.exception("loading %s failed", self.cfg.model)
+            raise CockpitError(f"cannot load the model {self.cfg.model}: {type(exc).__name__}: {_short(exc)}",
+                               "check that it is a complete Hugging Face model (config.json, weights, "
+                               "tokenizer files); details in train.log") from exc
 
     def _setup_trainer(self) -> None:
         from transformers import PrinterCallback, Trainer, TrainingArguments
@@ -300,6 +314,12 @@ class TrainingRun:
     def cleanup(self) -> None:
         if self._own_sink and isinstance(self.sink, ev.JsonlSink):
             self.sink.close()
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (multi-line messages say the useful part last)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -79,6 +79,9 @@ def test_bad_input_gives_its_message_and_exit_code(case, tmp_path, capsys):
         json.loads(out)  # one JSON document on stdout, whatever happened
     if args[:2] == ["data", "convert-chatgpt"] and code != 0:
         assert not (tmp_path / "out.jsonl").exists()  # nothing half-written
+    if args[0] == "train" and code != 0:
+        runs = tmp_path / "runs"
+        assert not runs.exists() or not any(runs.iterdir()), "a refused start must not leave a run"
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.get("loader", c.get("args", DEFAULT_ARGS)[:2]

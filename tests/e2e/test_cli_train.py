@@ -110,17 +110,29 @@ def test_bad_input_is_one_line_and_an_exit_code(args, fragment, code, tmp_path):
     assert not (tmp_path / "outputs" / "runs" / "latest").exists(), "a failed start must not leave a run"
 
 
-def test_model_path_that_is_not_a_model_fails_the_run_with_one_line(tmp_path, tiny_data):
+def test_model_path_that_is_not_a_model_is_refused_before_a_run_exists(tmp_path, tiny_data):
     not_a_model = tmp_path / "empty-model"
     not_a_model.mkdir()
     out = cli("train", f"model={not_a_model}", f"data={tiny_data}", f"output_dir={tmp_path / 'runs'}",
               "max_steps=1", "--foreground", timeout=300)
     assert out.returncode == 1
-    assert "has no config.json" in out.stderr
+    assert "has no config.json" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_model_that_fails_to_load_fails_the_run_with_one_line(tmp_path, tiny_data):
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "llama", "hidden_size": "wide"}')
+    out = cli("train", f"model={broken}", f"data={tiny_data}", f"output_dir={tmp_path / 'runs'}",
+              "max_steps=1", "--foreground", timeout=300)
+    assert out.returncode == 1
     run_dir = Path(out.stdout.strip().splitlines()[0])
     status = read_status(run_dir)
-    assert status["state"] == "failed" and "config.json" in status["error"]
+    assert status["state"] == "failed" and status["error"] and "\n" not in status["error"]
+    assert "Traceback" not in out.stderr
     assert not (run_dir / "model").exists()
+    print(status["error"], "->", status["advice"])
 
 
 def test_a_second_signal_ends_the_trainer_at_once_and_the_run_reads_stopped(tmp_path, tiny_model_dir, tiny_data):

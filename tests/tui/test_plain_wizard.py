@@ -36,4 +36,4 @@ def test_plain_wizard_rejects_bad_settings_and_keeps_asking(tmp_path, at_repo):
     with create_pipe_input() as keys:
         keys.send_text("\r\r" "\r\r\r" "\r\r" "lr=banana\r" "lr=5e-4\r\r" "n")
         cfg, _ = PlainWizard(make_engine(tmp_path / "runs"), out=out, input=keys, output=DummyOutput()).run()
-    assert "config key 'lr' must be float" in out.getvalue() and cfg.lr == 5e-4
+    assert "config key 'lr' must be a number" in out.getvalue() and cfg.lr == 5e-4

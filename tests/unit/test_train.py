@@ -197,3 +197,29 @@ def test_eta_after_a_resume_comes_from_this_sessions_speed(tmp_path):
     cb.session_t0 = time.time() - 10.0
     assert cb._eta(110, 200) == pytest.approx(90.0, rel=0.05)
     assert cb._eta(100, 200) is None  # no step of this session yet: no speed to tell
+
+
+def test_a_full_disk_during_a_save_fails_the_run_with_the_path_and_no_final_model(tiny_config, monkeypatch):
+    """ENOSPC from the optimizer's save (the biggest file of a LoRA checkpoint)."""
+    import errno
+
+    import torch
+
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        if str(f).endswith("optimizer.pt"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(f))
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    cfg = tiny_config(max_steps=4, save_steps=2)
+    run_dir, sink, state = run(cfg)
+    assert state == "failed"
+    status = read_status(run_dir)
+    assert status["state"] == "failed"
+    assert status["error"].startswith("the disk is full while writing ") and "optimizer.pt" in status["error"]
+    assert "free some space" in status["advice"]
+    assert sink.of_type(ev.Error) and "\n" not in sink.of_type(ev.Error)[0].message
+    assert newest_complete_checkpoint(run_dir) is None  # the interrupted save is not a checkpoint
+    assert not (run_dir / "model").exists()

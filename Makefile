@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install run demo test test-all bench clean
 
@@ -35,8 +36,9 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q -m "" $(PYTEST_ARGS)
 
+# benchmarks: a plain script (not pytest); e.g. make bench BENCH_ARGS="--steps 48 --repeats 3"
 bench: install
-	$(BIN)/python -m pytest -q -m bench -s tests/bench $(PYTEST_ARGS)
+	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

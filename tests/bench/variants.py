@@ -143,6 +143,8 @@ def _cockpit(name: str, ctx: Context, *, packing: bool, with_tui: bool, processe
                          watch=("Overview", "finished"))
         proc = wait_measured(trainer, started, ctx.timeout)
         row.update(_process_fields(proc))
+        if processes > 1:  # the ranks are the launcher's children, not ours: no peak of theirs here
+            row["peak_rss_mib"] = None
         if tui is not None:
             row.update(_tui_fields(tui))
             tui = None

@@ -127,6 +127,11 @@ class DashboardScreen(Screen[None]):
     def _tab_opened(self) -> None:
         self.show_state(self.state)
 
+    def on_resize(self) -> None:
+        # The side column appears at the wide breakpoint; a snapshot that came before the
+        # layout knew the width (a finished run sends no more) must reach it too.
+        self.call_after_refresh(self.show_state, self.state)
+
     # -- texts -----------------------------------------------------------------------
     def _title_text(self) -> Text:
         s = self.state

@@ -218,3 +218,22 @@ def test_export_to_the_hub_asks_for_a_repository_name(runs_copy):
             assert "--to gguf --quant q8_0 --name cockpit-" in str(screen.query_one("#command").render())
 
     run_async(go())
+
+
+def test_side_column_shown_by_a_resize_gets_the_finished_runs_samples(runs_copy):
+    """A finished run sends no more snapshots: the side column that appears when the
+    terminal grows past the wide breakpoint must still be filled."""
+    app = make_app("dashboard", output_dir=runs_copy, run_dir=runs_copy / GPU_RUN)
+
+    async def go():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.screen.state.state == "finished", what="the replay")
+            screen = dashboard(app)
+            assert not screen.query_one("#side-col").display
+            await pilot.resize_terminal(120, 40)
+            await wait_for(pilot, lambda: screen.query_one("#side-col").display, what="the wide layout")
+            await pilot.pause()
+            await pilot.pause()
+            assert screen.query_one("#side-samples")._shown, "the side samples were never shown"
+
+    run_async(go())

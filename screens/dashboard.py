@@ -130,7 +130,7 @@ class DashboardScreen(Screen[None]):
     def on_resize(self) -> None:
         # The side column appears at the wide breakpoint; a snapshot that came before the
         # layout knew the width (a finished run sends no more) must reach it too.
-        self.call_after_refresh(self.show_state, self.state)
+        self.call_after_refresh(lambda: self.show_state(self.state))  # the state by then, not now
 
     # -- texts -----------------------------------------------------------------------
     def _title_text(self) -> Text:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from cockpit.config import TrainConfig, build_config, field_docs, parse_overrides
@@ -131,11 +132,12 @@ def _without_traceback(record) -> bool:
     return not record.exc_info
 
 
-def _wait_printing(run_dir: Path) -> int:
-    """Follow a detached run in this terminal (progress on stderr) until it ends."""
+def _wait_printing(run_dir: Path, since: float | None = None) -> int:
+    """Follow a detached run in this terminal (progress on stderr) until it ends; with
+    ``since``, only what was written from then on (a resumed run's new session)."""
     from cockpit.cli_tui import attach_plain
 
-    return attach_plain(run_dir, out=sys.stderr)
+    return attach_plain(run_dir, out=sys.stderr, since=since)
 
 
 def cmd_runs(args) -> int:
@@ -178,10 +180,11 @@ def cmd_resume(args) -> int:
         write_status(run_dir, state="starting")
         print(run_dir, flush=True)
         return run_foreground(run_dir, resume=True)
+    resumed_at = time.time()
     pid = resume_run(run_dir, num_processes=args.num_processes, accelerate_config=args.accelerate_config)
     print(run_dir)
     print(f"resumed in the background (pid {pid}); follow it with: llm-cockpit attach {run_dir.name}",
           file=sys.stderr)
     if args.foreground:
-        return _wait_printing(run_dir)
+        return _wait_printing(run_dir, since=resumed_at)
     return 0

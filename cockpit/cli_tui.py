@@ -99,8 +99,10 @@ def _run_app(*, start: str, output_dir: str | Path, run_dir: Path | None = None,
     return app.return_code or 0
 
 
-def attach_plain(run_dir: Path, *, interval: float = 0.5, out=None) -> int:
+def attach_plain(run_dir: Path, *, interval: float = 0.5, out=None, since: float | None = None) -> int:
     """Print a run's history, then its new events as they come, until it ends.
+
+    With ``since`` (a time), events written before it are not printed.
 
     Exit status: 0 when the run finished or was stopped, 1 when it failed; Ctrl+C
     detaches (0) and leaves the trainer running.
@@ -111,7 +113,8 @@ def attach_plain(run_dir: Path, *, interval: float = 0.5, out=None) -> int:
 
     def show(events, state) -> None:
         for event in events:
-            print(format_event(event, state.total_steps), file=out, flush=True)
+            if since is None or (event.time or 0.0) >= since:
+                print(format_event(event, state.total_steps), file=out, flush=True)
 
     print(f"following {run_dir} (Ctrl+C detaches; training continues)", file=sys.stderr, flush=True)
     try:

@@ -45,6 +45,10 @@ def test_two_gloo_processes_train_stop_and_resume_like_one_uninterrupted_run(tmp
 
     out = cli("resume", run_dir.name, "--output-dir", str(runs), "--foreground", timeout=600)
     assert out.returncode == 0, out.stderr
+    printed = [line.split()[1] for line in out.stderr.splitlines() if line.startswith("step ")]
+    # the new session only: no replay of the steps before the stop
+    assert printed and f"1/{STEPS}" not in printed, printed
+    assert f"{STEPS}/{STEPS}" in printed
     status = read_status(run_dir)
     assert status["state"] == "finished" and status["step"] == STEPS and status["num_processes"] == 2
     events = ev.read_events(run_dir / "events.jsonl")

@@ -53,7 +53,7 @@ class PtyApp:
     def _read_forever(self) -> None:
         while True:
             try:
-                ready = select.select([self.master], [], [], 0.1)[0]
+                ready = select.select([self.master], [], [], 0.5)[0]  # a terminal does not poll
                 chunk = os.read(self.master, 65536) if ready else None
             except (OSError, ValueError):  # EIO once the app is gone; EBADF after close
                 break

@@ -26,6 +26,16 @@ class CockpitError(Exception):
         return self.one_line()
 
 
+def exception_line(exc: BaseException, limit: int = 300) -> str:
+    """A library exception's message on one line, for a CockpitError or a report.
+
+    Whitespace is collapsed rather than the first line kept: messages such as pydantic's or
+    huggingface_hub's validation errors say which field and why on their later lines.
+    """
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class UsageError(CockpitError):
     """Wrong command-line usage (exit code 2, like argparse)."""
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cockpit.config import BUNDLED_MODEL
-from cockpit.errors import CockpitError
+from cockpit.errors import CockpitError, exception_line
 from cockpit.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ def _download(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS))
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line
         reason = type(exc).__name__
-        text = str(exc).splitlines()[0][:160] if str(exc) else ""
+        text = exception_line(exc, 160)
         if "401" in text or "403" in text or "gated" in text.lower() or "GatedRepo" in reason:
             advice = "accept the model's license on the Hub and log in (hf auth login) or set HF_TOKEN"
         else:

@@ -21,7 +21,7 @@ from cockpit import events as ev
 from cockpit.advice import ADVICE
 from cockpit.callbacks import CHECKPOINT_MARKER, EventCallback, StopFlag, TokenCounter
 from cockpit.config import TrainConfig, load_config_file
-from cockpit.errors import CockpitError
+from cockpit.errors import CockpitError, exception_line
 from cockpit.recipe import (ListDataset, count_tokens, emit_error, load_model, load_tokenizer, pick_precision,
                             tokenize_all, trainable_parameters)
 from cockpit.rundir import CONFIG_FILE, EVENTS_FILE, read_status, write_status
@@ -89,7 +89,7 @@ class TrainingRun:
                 self._fail(self._oom_message(exc), ADVICE["oom"], step)
             else:
                 log.exception("training failed")
-                self._fail(f"{type(exc).__name__}: {_short(exc)}",
+                self._fail(f"{type(exc).__name__}: {exception_line(exc)}",
                            "see train.log in the run directory; rerun with --debug for details", step)
         finally:
             self.cleanup()
@@ -160,7 +160,7 @@ class TrainingRun:
             if _is_oom(exc):
                 raise
             log.exception("loading %s failed", self.cfg.model)
-            raise CockpitError(f"cannot load the model {self.cfg.model}: {type(exc).__name__}: {_short(exc)}",
+            raise CockpitError(f"cannot load the model {self.cfg.model}: {type(exc).__name__}: {exception_line(exc)}",
                                "check that it is a complete Hugging Face model (config.json, weights, "
                                "tokenizer files); details in train.log") from exc
 
@@ -314,12 +314,6 @@ class TrainingRun:
     def cleanup(self) -> None:
         if self._own_sink and isinstance(self.sink, ev.JsonlSink):
             self.sink.close()
-
-
-def _short(exc: BaseException, limit: int = 300) -> str:
-    """An exception's message on one line (multi-line messages say the useful part last)."""
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cockpit.errors import CockpitError
+from cockpit.errors import CockpitError, exception_line
 from cockpit.export.source import RunSource, read_json, tokenizer_dir, weights_summary
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def merge_adapter(source: RunSource, base_dir: Path, load_dtype: str, say: Say |
         model = PeftModel.from_pretrained(model, str(source.model_dir))
     except Exception as exc:
         raise CockpitError(f"the adapter in {source.model_dir} does not fit the base model {source.cfg.model} "
-                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
+                           f"({type(exc).__name__}: {exception_line(exc, 160)})",
                            "export with the same model= the run was trained on") from exc
     say("merging the adapter into the weights", 0.55)
     merged = model.merge_and_unload()

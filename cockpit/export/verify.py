@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cockpit.errors import exception_line
 from cockpit.export.modelfile import END_OF_TURN, detect_family
 
 log = logging.getLogger(__name__)
@@ -263,7 +264,7 @@ def _logits_check(report: VerifyReport, model, gguf: Path, prompt_ids: list[list
                                                     dtype=torch.float32)
     except Exception as exc:  # noqa: BLE001 - an architecture transformers cannot read back
         report.notes.append(f"transformers could not load the GGUF back ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0][:160] if str(exc) else ''})")
+                            f"{exception_line(exc, 160)})")
         return
     back.eval()
     worst = 0.0

@@ -60,7 +60,7 @@ def cmd_train(args) -> int:
         for key, doc in field_docs().items():
             print(f"{key:24} {doc}")
         return 0
-    from cockpit.launch import check_launch, prepare_run, spawn_trainer
+    from cockpit.launch import check_launch, prepare_run, single_process, spawn_trainer
 
     cfg = build_config(args.preset, args.config, parse_overrides(args.overrides))
     check_launch(args.num_processes, args.accelerate_config)
@@ -68,7 +68,7 @@ def cmd_train(args) -> int:
         print(config_to_yaml(cfg), end="")
         return 0
     run_dir = prepare_run(cfg)
-    if args.foreground and args.num_processes == 1 and not args.accelerate_config:
+    if args.foreground and single_process(args.num_processes, args.accelerate_config):
         print(run_dir, flush=True)
         return run_foreground(run_dir, resume=False)
     spawn_trainer(run_dir, num_processes=args.num_processes, accelerate_config=args.accelerate_config)
@@ -166,22 +166,18 @@ def cmd_stop(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from cockpit.launch import resume_run
+    from cockpit.launch import check_resumable, resume_layout, resume_run, single_process
+    from cockpit.rundir import write_status
 
     run_dir = resolve_run(args.run, args.output_dir)
-    from cockpit.rundir import read_status
-
-    single = (args.num_processes or int(read_status(run_dir).get("num_processes") or 1)) == 1
-    if args.foreground and single and not args.accelerate_config:
-        from cockpit.launch import check_resumable
-        from cockpit.rundir import write_status
-
+    layout = resume_layout(run_dir, args.num_processes, args.accelerate_config)
+    if args.foreground and single_process(*layout):
         check_resumable(run_dir)
         write_status(run_dir, state="starting")
         print(run_dir, flush=True)
         return run_foreground(run_dir, resume=True)
     resumed_at = time.time()
-    pid = resume_run(run_dir, num_processes=args.num_processes, accelerate_config=args.accelerate_config)
+    pid = resume_run(run_dir, *layout)
     print(run_dir)
     print(f"resumed in the background (pid {pid}); follow it with: llm-cockpit attach {run_dir.name}",
           file=sys.stderr)

@@ -149,6 +149,20 @@ def check_resumable(run_dir: Path) -> None:
         raise CockpitError(f"run {run_dir.name} already finished", "start a new run with llm-cockpit train")
 
 
+def single_process(num_processes: int, accelerate_config: str | None) -> bool:
+    """The layout that trains in one plain process (no launcher), e.g. in the foreground."""
+    return num_processes == 1 and not accelerate_config
+
+
+def resume_layout(run_dir: Path, num_processes: int | None = None,
+                  accelerate_config: str | None = None) -> tuple[int, str | None]:
+    """The process layout of a resume: the one asked for, else the one the run was started with."""
+    if num_processes is not None:
+        return num_processes, accelerate_config
+    status = read_status(run_dir)
+    return int(status.get("num_processes") or 1), accelerate_config or status.get("accelerate_config")
+
+
 def resume_run(run_dir: Path, num_processes: int | None = None, accelerate_config: str | None = None) -> int:
     """Continue a stopped or failed run from its newest complete checkpoint (detached).
 
@@ -156,10 +170,7 @@ def resume_run(run_dir: Path, num_processes: int | None = None, accelerate_confi
     started with.
     """
     check_resumable(run_dir)
-    status = read_status(run_dir)
-    if num_processes is None:
-        num_processes = int(status.get("num_processes") or 1)
-        accelerate_config = accelerate_config or status.get("accelerate_config")
+    num_processes, accelerate_config = resume_layout(run_dir, num_processes, accelerate_config)
     write_status(run_dir, state="starting", error=None, advice=None)
     return spawn_trainer(run_dir, resume=True, num_processes=num_processes, accelerate_config=accelerate_config)
 

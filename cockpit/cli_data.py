@@ -88,7 +88,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from cockpit.convert_chatgpt import convert_chatgpt
+    from cockpit.data.chatgpt import convert_chatgpt
     from cockpit.data import plural
 
     result = convert_chatgpt(args.input, args.output, overwrite=args.force)

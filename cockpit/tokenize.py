@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cockpit.data import Example
+from cockpit.data.records import Example
 from cockpit.errors import CockpitError
 
 IGNORE_INDEX = -100
@@ -111,8 +111,8 @@ def _template_pieces(tokenizer: Any, messages: list[dict]) -> list[tuple[str, st
     pieces: list[tuple[str, str]] = []
     cursor = 0
     for i, msg in enumerate(messages):
-        if msg["role"] != "assistant":
-            continue
+        if msg["role"] != "assistant" or msg.get("train") is False:
+            continue  # context: part of the masked text around the learned turns
         before = _render(tokenizer, messages[:i], gen_prompt=True) if i else ""
         # Where the assistant's content starts: right after the generation prompt when
         # the template renders prefixes consistently, else the next occurrence.
@@ -142,9 +142,21 @@ def _template_pieces(tokenizer: Any, messages: list[dict]) -> list[tuple[str, st
     return [(text, mode) for text, mode in pieces if text]
 
 
+def encode_text(text: str, tokenizer: Any) -> TokenizedExample:
+    """A plain-text document (continued pretraining): BOS where the tokenizer adds one,
+    the text, EOS; every token is learned."""
+    ids = _encode(tokenizer, text, special=True)
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if eos is not None:
+        ids.append(eos)
+    return TokenizedExample(ids, list(ids))
+
+
 def encode_example(example: Example, tokenizer: Any, *,
                    use_chat_template: bool | None = None) -> TokenizedExample:
     """The whole example as token ids and labels, without truncation."""
+    if example.text is not None:
+        return encode_text(example.text, tokenizer)
     ids: list[int] = []
     labels: list[int] = []
     if _use_template(tokenizer, use_chat_template):
@@ -180,6 +192,42 @@ def tokenize_example(example: Example, tokenizer: Any, max_length: int | None, *
     if tok.num_trainable == 0:
         return None
     return tok
+
+
+def pack_documents(docs, max_length: int):
+    """Concatenate tokenized documents and cut them into rows of ``max_length`` tokens
+    (the last, shorter row included): continued pretraining wastes nothing on padding.
+    ``docs`` yields token-id lists; yields ``(input_ids, labels)`` with every token learned."""
+    buf: list[int] = []
+    for ids in docs:
+        buf.extend(ids)
+        while len(buf) >= max_length:
+            row, buf = buf[:max_length], buf[max_length:]
+            yield row, list(row)
+    if buf:
+        yield buf, list(buf)
+
+
+def learned_segments(tok: TokenizedExample, tokenizer: Any, limit: int | None = None) -> list[tuple[str, bool]]:
+    """The example as the model sees it: decoded runs of tokens, each marked learned or not.
+
+    Special tokens are kept (``<|im_start|>``...), so this is the exact text after the chat
+    template. ``limit`` caps the number of tokens shown.
+    """
+    ids = tok.input_ids if limit is None else tok.input_ids[:limit]
+    out: list[tuple[str, bool]] = []
+    start = 0
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or (tok.labels[i] != IGNORE_INDEX) != (tok.labels[start] != IGNORE_INDEX):
+            text = tokenizer.decode(ids[start:i], skip_special_tokens=False)
+            out.append((text, tok.labels[start] != IGNORE_INDEX))
+            start = i
+    return out
+
+
+def plain_marked(segments: list[tuple[str, bool]]) -> str:
+    """Segments as plain text, the learned ones in ``[[...]]``."""
+    return "".join(f"[[{text}]]" if learned else text for text, learned in segments)
 
 
 def _field(feature: Any, name: str) -> list[int]:

@@ -205,7 +205,7 @@ class WizardEngine:
     def data_view(self, path: str, model: str, max_length: int, preview: int = 3) -> DataView:
         """Validate and measure a data file with the model's tokenizer (slow: call from a worker)."""
         from cockpit.data import load_examples
-        from cockpit.data_report import build_report
+        from cockpit.data.report import build_report
         from cockpit.tokenize import encode_example
 
         tokenizer, note = self._tokenizer(model)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-ENGINE_MODULES = [p.stem for p in (REPO / "cockpit").glob("*.py") if p.stem not in ("__init__", "cli_tui")]
+ENGINE_MODULES = [".".join(p.relative_to(REPO / "cockpit").with_suffix("").parts) for p in (REPO / "cockpit").rglob("*.py")
+                  if p.stem not in ("__init__", "cli_tui")]
 
 
 def test_engine_imports_no_textual():

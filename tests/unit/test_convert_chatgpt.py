@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from cockpit.convert_chatgpt import convert_chatgpt, main_branch
+from cockpit.data.chatgpt import convert_chatgpt, main_branch
 from cockpit.data import load_examples_strict
 from cockpit.errors import CockpitError
 

@@ -204,9 +204,10 @@ def test_a_huge_line_is_refused_without_reading_it_whole(tmp_path):
     (b"\x1f\x8b\x08\x00rest", "gzip archive"),
     (b"PK\x03\x04rest", "zip archive"),
     (b"\x80\xfe\xfd\n\xc3\x28\x80\n", "is not UTF-8 text"),
-    (b'[{"prompt": "a", "completion": "b"},\n {"prompt": "c", "completion": "d"}]', "one JSON array"),
     (b'[{"title": "x", "mapping": {}}]', "convert-chatgpt"),
-], ids=["empty", "blank", "binary", "utf16", "gzip", "zip", "not-utf8", "json-array", "chatgpt"])
+    (b'{\n  "data": [{"prompt": "a", "completion": "b"}]\n}\n', "is one JSON object (keys: data), not records"),
+    (b"[]", "is an empty JSON array"),
+], ids=["empty", "blank", "binary", "utf16", "gzip", "zip", "not-utf8", "chatgpt", "one-object", "empty-array"])
 def test_file_level_failures_raise_one_line(tmp_path, content, fragment):
     f = tmp_path / "d.jsonl"
     f.write_bytes(content)
@@ -219,8 +220,8 @@ def test_file_level_failures_raise_one_line(tmp_path, content, fragment):
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(CockpitError, match="does not exist"):
         load_examples(tmp_path / "nope.jsonl")
-    with pytest.raises(CockpitError, match="is a directory"):
-        load_examples(tmp_path)
+    with pytest.raises(CockpitError, match="has no data files"):
+        load_examples(tmp_path)  # a directory is a source (of the data files in it)
 
 
 def test_strict_names_the_first_problem_and_counts_the_rest(tmp_path):

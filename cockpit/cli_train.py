@@ -67,7 +67,7 @@ def cmd_train(args) -> int:
     if args.dry_run:
         print(config_to_yaml(cfg), end="")
         return 0
-    run_dir = prepare_run(cfg)
+    run_dir = prepare_run(cfg, progress=progress_printer("data"))
     if args.foreground and single_process(args.num_processes, args.accelerate_config):
         print(run_dir, flush=True)
         return run_foreground(run_dir, resume=False)
@@ -77,6 +77,25 @@ def cmd_train(args) -> int:
         return _wait_printing(run_dir)
     print(f"training in the background; follow it with: llm-cockpit attach {run_dir.name}", file=sys.stderr)
     return 0
+
+
+def progress_printer(what: str, every: float = 2.0):
+    """A ``progress(message, fraction)`` printing to stderr: nothing for the first ``every``
+    seconds (a small dataset's check stays quiet), then at most one line every ``every``
+    seconds, and the last word once anything was said."""
+    t0 = time.time()
+    last: list[float | None] = [None]
+
+    def show(message: str, fraction: float | None) -> None:
+        now = time.time()
+        final = fraction is not None and fraction >= 1.0
+        if (now - t0 < every) if last[0] is None else (now - last[0] < every and not final):
+            return
+        last[0] = now
+        pct = f" ({fraction:.0%})" if fraction is not None and not final else ""
+        print(f"{what}: {message}{pct}", file=sys.stderr, flush=True)
+
+    return show
 
 
 def run_foreground(run_dir: Path, resume: bool) -> int:

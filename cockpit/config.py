@@ -43,13 +43,31 @@ class TrainConfig:
     bundled SmolLM2-135M-Instruct, which works offline."""
 
     data: str = "data/dsl_train.jsonl"
-    """Training data: JSONL, one example per line, prompt/completion or chat messages."""
+    """Training data: a JSONL, JSON, CSV, TSV or Parquet file, a directory or glob of them, a
+    dataset saved with datasets' save_to_disk, or a Hugging Face Hub dataset as hf:ORG/NAME.
+    Formats: prompt/completion, chat messages, Alpaca, ShareGPT, plain text (see data_format)."""
 
     eval_data: str | None = None
-    """Held-out data in the same format; when empty, ``eval_split`` of ``data`` is held out."""
+    """Held-out data (any source ``data`` accepts; hf:ORG/NAME:test picks a hub split); when
+    empty, ``eval_split`` of ``data`` is held out."""
 
     eval_split: float = 0.1
     """Share of ``data`` held out for evaluation when no ``eval_data`` is given (0 disables)."""
+
+    data_format: str = "auto"
+    """How records are read: auto (each record's format from its keys), prompt_completion,
+    messages, alpaca, sharegpt, or text (continued pretraining: every token learned, documents
+    packed into rows of max_length)."""
+
+    columns: dict[str, str] = field(default_factory=dict)
+    """For data whose keys have other names, ours:theirs pairs, e.g. prompt:question,completion:answer
+    (or text:content, messages:dialog, role:speaker)."""
+
+    data_split: str = "train"
+    """The split of a hub dataset, a saved dataset or a directory of split-named files to train on."""
+
+    data_subset: str | None = None
+    """The subset (configuration) of a hub dataset, e.g. a language of a multilingual one."""
 
     method: str = "lora"
     """full (all weights), lora (adapters on a 16-bit base), int8 (8-bit base + LoRA),
@@ -281,9 +299,15 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             return None
         if origin is list:
             return []
+        if origin is dict:
+            return {}
         raise CockpitError(f"config key {key!r} needs a value", f"{field_docs().get(key, '')}".strip() or None)
     target = args[0] if optional else hint
     t_origin = typing.get_origin(target)
+    if t_origin is dict:
+        from cockpit.data.formats import parse_columns
+
+        return parse_columns(value)  # names the bad entry itself
     try:
         if t_origin is list:
             if isinstance(value, str):
@@ -346,7 +370,11 @@ def validate(cfg: TrainConfig) -> None:
     _check(cfg.max_grad_norm >= 0, "max_grad_norm", cfg.max_grad_norm, "a number >= 0 (0 disables clipping)")
     _check(cfg.lora_alpha >= 1, "lora_alpha", cfg.lora_alpha, "an integer >= 1")
     _check(bool(cfg.model.strip()), "model", cfg.model, "a hub id, a model directory or a .gguf file")
-    _check(bool(cfg.data.strip()), "data", cfg.data, "a JSONL file")
+    _check(bool(cfg.data.strip()), "data", cfg.data, "a data file, a directory or glob of them, or hf:ORG/NAME")
+    from cockpit.data.formats import DATA_FORMATS
+
+    _check(cfg.data_format in DATA_FORMATS, "data_format", cfg.data_format, " | ".join(DATA_FORMATS))
+    _check(bool(cfg.data_split.strip()), "data_split", cfg.data_split, "a split name such as train")
     if cfg.uses_lora:
         _check(bool(cfg.lora_target_modules), "lora_target_modules", cfg.lora_target_modules,
                "a comma-separated list such as q_proj,v_proj")

@@ -11,18 +11,21 @@ from typing import Any
 
 
 def generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int = 64,
-             system_prompt: str | None = None) -> list[str]:
+             system_prompt: str | None = None, raw: bool = False) -> list[str]:
     """Greedy answers to ``prompts`` (one at a time: no padding, so results never depend
-    on which prompts share a batch). The model's train/eval mode is restored after."""
-    return [text for text, _ in generate_with_ids(model, tokenizer, prompts, max_new_tokens, system_prompt)]
+    on which prompts share a batch). The model's train/eval mode is restored after.
+
+    ``raw``: continue each prompt as plain text (a model trained on plain text), without
+    the chat template."""
+    return [text for text, _ in generate_with_ids(model, tokenizer, prompts, max_new_tokens, system_prompt, raw)]
 
 
 def generate_with_ids(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int = 64,
-                      system_prompt: str | None = None) -> list[tuple[str, list[int]]]:
+                      system_prompt: str | None = None, raw: bool = False) -> list[tuple[str, list[int]]]:
     """Like :func:`generate`, also returning the generated token ids (for exact comparisons)."""
     import torch
 
-    from cockpit.tokenize import prompt_token_ids
+    from cockpit.tokenize import prompt_token_ids, text_prompt_ids
 
     was_training = model.training
     model.eval()
@@ -32,10 +35,14 @@ def generate_with_ids(model: Any, tokenizer: Any, prompts: list[str], max_new_to
     try:
         with torch.no_grad():
             for prompt in prompts:
-                messages = [{"role": "user", "content": prompt}]
-                if system_prompt:
-                    messages.insert(0, {"role": "system", "content": system_prompt})
-                ids = torch.tensor([prompt_token_ids(tokenizer, messages)], device=device)
+                if raw:
+                    prompt_ids = text_prompt_ids(tokenizer, prompt)
+                else:
+                    messages = [{"role": "user", "content": prompt}]
+                    if system_prompt:
+                        messages.insert(0, {"role": "system", "content": system_prompt})
+                    prompt_ids = prompt_token_ids(tokenizer, messages)
+                ids = torch.tensor([prompt_ids], device=device)
                 generated = model.generate(
                     input_ids=ids,
                     attention_mask=torch.ones_like(ids),

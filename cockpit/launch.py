@@ -24,29 +24,27 @@ CONFIG_HEADER = ("# The resolved configuration of this run (preset + config file
                  "# Secrets are never stored here: tokens come from the environment or the HF login.\n")
 
 
-def preflight(cfg: TrainConfig) -> None:
-    """Cheap checks before a run directory is created, so obvious mistakes cost nothing."""
+def preflight(cfg: TrainConfig, progress=None) -> None:
+    """Checks before a run directory is created, so a refused start leaves nothing behind:
+    the model path, the output directory and its disk, then the data (every record, and
+    something to learn; tokenized and cached when the model's tokenizer is here).
+    ``progress(message, fraction)`` hears about the data check."""
+    from cockpit.data.prepare import check_training_data, resolve_sources
     from cockpit.models import check_model_spec
 
     check_model_spec(cfg.model)
-    for key, value in (("data", cfg.data), ("eval_data", cfg.eval_data)):
-        if not value:
-            continue
-        p = Path(value)
-        if p.is_dir():
-            raise CockpitError(f"{key}={value} is a directory", "give a JSONL file")
-        if not p.is_file():
-            raise CockpitError(f"{key}={value} does not exist", "give a JSONL file (try data/dsl_train.jsonl)")
+    resolve_sources(cfg)  # a missing file or an empty directory: one line before anything is read
     from cockpit.disk import require_free_space
     from cockpit.rundir import ensure_runs_root
 
     ensure_runs_root(Path(cfg.output_dir))
     require_free_space(Path(cfg.output_dir), what="the run directory")
+    check_training_data(cfg, progress)
 
 
-def prepare_run(cfg: TrainConfig) -> Path:
+def prepare_run(cfg: TrainConfig, progress=None) -> Path:
     """Create the run directory with ``config_used.yaml`` and a ``starting`` status."""
-    preflight(cfg)
+    preflight(cfg, progress)
     run_dir = create_run_dir(cfg.output_dir, cfg.run_name)
     (run_dir / CONFIG_FILE).write_text(CONFIG_HEADER + config_to_yaml(cfg), encoding="utf-8")
     write_status(run_dir, state="starting", pid=None, model=cfg.model, method=cfg.method, step=0,
@@ -108,9 +106,10 @@ def spawn_trainer(run_dir: Path, resume: bool = False, num_processes: int = 1,
     return proc.pid
 
 
-def start_run(cfg: TrainConfig, num_processes: int = 1, accelerate_config: str | None = None) -> Path:
+def start_run(cfg: TrainConfig, num_processes: int = 1, accelerate_config: str | None = None,
+              progress=None) -> Path:
     """Create a run for ``cfg`` and start its detached trainer; returns the run directory."""
-    run_dir = prepare_run(cfg)
+    run_dir = prepare_run(cfg, progress)
     spawn_trainer(run_dir, num_processes=num_processes, accelerate_config=accelerate_config)
     return run_dir
 

@@ -224,6 +224,32 @@ def resolve_model(spec: str) -> ResolvedModel:
     return ResolvedModel(spec, _download(spec), "hub")
 
 
+def local_tokenizer_dir(spec: str) -> Path | None:
+    """Where the tokenizer of ``spec`` is on this machine without downloading or converting
+    anything heavy (the bundled model's alone takes seconds once), or None."""
+    spec = str(spec).strip()
+    try:
+        kind = check_model_spec(spec)
+    except CockpitError:
+        return None
+    if kind == "bundled":
+        return bundled_tokenizer_dir()
+    path = Path(spec).expanduser()
+    if kind == "local":
+        has = (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file()
+        return path if has else None
+    if kind == "hub":
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(spec, allow_patterns=["tokenizer*", "*.jinja", "special_tokens_map.json",
+                                                                "*.model", "*.txt", "config.json"],
+                                          local_files_only=True))
+        except Exception:  # noqa: BLE001 - not in the cache: the trainer downloads it
+            return None
+    return None  # a .gguf file: its tokenizer comes out of the conversion the trainer does
+
+
 def _resolve_gguf(spec: str, gguf: Path) -> ResolvedModel:
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]

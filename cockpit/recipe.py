@@ -128,19 +128,6 @@ def trainable_parameters(model) -> tuple[int, int]:
     return trainable, total
 
 
-class ListDataset:
-    """A list of tokenized examples as a map-style dataset."""
-
-    def __init__(self, rows: list[dict[str, list[int]]]) -> None:
-        self.rows = rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict[str, list[int]]:
-        return self.rows[i]
-
-
 def count_tokens(model, counter) -> None:
     """Count the real (non-padding) tokens of every training forward pass into ``counter``.
 
@@ -161,21 +148,6 @@ def count_tokens(model, counter) -> None:
             counter.total += int(ids.numel())
 
     model.register_forward_pre_hook(hook, with_kwargs=True)
-
-
-def tokenize_all(examples, tokenizer, max_length: int) -> tuple[list[dict[str, list[int]]], int, int]:
-    """Tokenized rows plus how many were truncated and how many dropped (nothing left to learn)."""
-    from cockpit.tokenize import tokenize_example
-
-    rows, truncated, dropped = [], 0, 0
-    for ex in examples:
-        tok = tokenize_example(ex, tokenizer, max_length)
-        if tok is None:
-            dropped += 1
-            continue
-        truncated += int(tok.truncated)
-        rows.append({"input_ids": list(tok.input_ids), "labels": list(tok.labels)})
-    return rows, truncated, dropped
 
 
 def emit_error(sink: ev.EventSink, run_dir: Path, message: str, advice: str, step: int = 0, **status: Any) -> None:

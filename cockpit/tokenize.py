@@ -93,6 +93,12 @@ def prompt_token_ids(tokenizer: Any, prompt_messages: Sequence[Mapping[str, str]
     return _encode(tokenizer, plain_prompt_text(prompt_messages), special=True)
 
 
+def text_prompt_ids(tokenizer: Any, text: str) -> list[int]:
+    """The start of a plain-text document as generation continues it (the tokenizer's BOS
+    where it adds one, no chat template): how a model trained on plain text saw documents."""
+    return _encode(tokenizer, text, special=True)
+
+
 def _special_ids(tokenizer: Any) -> set[int]:
     ids = set(getattr(tokenizer, "all_special_ids", []) or [])
     if getattr(tokenizer, "eos_token_id", None) is not None:

@@ -22,8 +22,7 @@ from cockpit.advice import ADVICE
 from cockpit.callbacks import CHECKPOINT_MARKER, EventCallback, StopFlag, TokenCounter
 from cockpit.config import TrainConfig, load_config_file
 from cockpit.errors import CockpitError, exception_line
-from cockpit.recipe import (ListDataset, count_tokens, emit_error, load_model, load_tokenizer, pick_precision,
-                            tokenize_all, trainable_parameters)
+from cockpit.recipe import count_tokens, emit_error, load_model, load_tokenizer, pick_precision, trainable_parameters
 from cockpit.rundir import CONFIG_FILE, EVENTS_FILE, read_status, write_status
 
 log = logging.getLogger(__name__)
@@ -117,7 +116,7 @@ class TrainingRun:
     def setup(self) -> None:
         import transformers
 
-        from cockpit.data import load_examples_strict, split_examples
+        from cockpit.data.prepare import prepare_training_data
         from cockpit.models import resolve_model
 
         transformers.utils.logging.disable_progress_bar()
@@ -130,22 +129,18 @@ class TrainingRun:
         self.precision = pick_precision(cfg)
         self.tokenizer = self._loading(load_tokenizer, resolved.path)
 
-        examples = load_examples_strict(cfg.data, system_prompt=cfg.system_prompt)
-        if cfg.eval_data:
-            train_ex, eval_ex = examples, load_examples_strict(cfg.eval_data, system_prompt=cfg.system_prompt)
-        else:
-            train_ex, eval_ex = split_examples(examples, cfg.eval_split, cfg.seed)
-        train_rows, truncated, dropped = tokenize_all(train_ex, self.tokenizer, cfg.max_length)
-        if not train_rows:
-            raise CockpitError(f"no trainable example left in {cfg.data} at max_length={cfg.max_length}",
-                               "raise max_length or shorten the prompts")
-        if truncated or dropped:
-            self._warn("data", f"{truncated} training examples were truncated to max_length={cfg.max_length}"
-                       f" and {dropped} dropped (prompt alone too long)",
+        self.data = data = prepare_training_data(cfg, self.tokenizer)
+        stats = data.stats
+        if stats.truncated or stats.dropped:
+            self._warn("data", f"{stats.truncated} training examples were truncated to max_length={cfg.max_length}"
+                       f" and {stats.dropped} dropped (prompt alone too long)",
                        "raise max_length if the end of the answers matters")
-        eval_rows = tokenize_all(eval_ex, self.tokenizer, cfg.max_length)[0] if eval_ex else []
-        self.train_rows, self.eval_rows = train_rows, eval_rows
-        self.probes = cfg.sample_prompts or [ex.prompt for ex in (eval_ex or train_ex)[: cfg.sample_count]]
+        if stats.unlearned:
+            self._warn("data", f"{stats.unlearned} examples have no token to learn (every answer masked) and were "
+                       "skipped", f"llm-cockpit data check {cfg.data} lists them")
+        self.train_set, self.eval_set = data.train, data.eval
+        self.probes = cfg.sample_prompts or data.probes
+        self.raw_probes = stats.format == "text" and not cfg.sample_prompts
 
         self.model = self._loading(load_model, cfg, resolved.path, self.precision)
         self._setup_trainer()
@@ -171,7 +166,7 @@ class TrainingRun:
 
         cfg = self.cfg
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(self.run_dir / "logs")
-        has_eval = bool(self.eval_rows)
+        has_eval = self.eval_set is not None and len(self.eval_set) > 0
         args = TrainingArguments(
             output_dir=str(self.run_dir / "checkpoints"),
             per_device_train_batch_size=cfg.batch_size,
@@ -208,8 +203,8 @@ class TrainingRun:
         self.callback = EventCallback(self.sink, self.run_dir, self.tokens, self.stop, sampler, cfg.sample_every,
                                       cfg.early_stopping_patience, start_step=0, world_size=self.world_size)
         self.trainer = Trainer(
-            model=self.model, args=args, train_dataset=ListDataset(self.train_rows),
-            eval_dataset=ListDataset(self.eval_rows) if has_eval else None,
+            model=self.model, args=args, train_dataset=self.train_set,
+            eval_dataset=self.eval_set if has_eval else None,
             data_collator=DataCollator(self.tokenizer, packing=cfg.packing),
             processing_class=self.tokenizer, callbacks=[self.callback],
         )
@@ -230,7 +225,7 @@ class TrainingRun:
         from cockpit.generate import generate
 
         outputs = generate(self.model, self.tokenizer, self.probes, self.cfg.sample_max_new_tokens,
-                           system_prompt=self.cfg.system_prompt)
+                           system_prompt=self.cfg.system_prompt, raw=self.raw_probes)
         for prompt, out in zip(self.probes, outputs):
             self.sink.emit(ev.Sample(step=step, prompt=prompt, output=out, baseline=out if baseline else None))
 
@@ -256,7 +251,7 @@ class TrainingRun:
             self.sink.emit(ev.Warning(step=start_step, kind="info", message=(
                 f"{cfg.method}: training {trainable:,} of {params:,} parameters "
                 f"({100 * trainable / max(params, 1):.2f}%) on {self.precision.device} in {self.precision.dtype_name};"
-                f" {len(self.train_rows)} train / {len(self.eval_rows)} eval examples"), advice=""))
+                f" {_examples_line(self.data.stats)}"), advice=""))
             if resume_from is None:
                 self._sample(0, baseline=True)
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -266,7 +261,7 @@ class TrainingRun:
         cfg = self.cfg
         if cfg.max_steps > 0:
             return cfg.max_steps
-        per_epoch = math.ceil(len(self.train_rows) / (cfg.batch_size * self.world_size))
+        per_epoch = math.ceil(len(self.train_set) / (cfg.batch_size * self.world_size))
         return max(1, math.ceil(per_epoch / cfg.grad_accum) * math.ceil(cfg.epochs)) if cfg.epochs.is_integer() \
             else max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
 
@@ -288,7 +283,7 @@ class TrainingRun:
                 write_status(self.run_dir, state="stopped", step=step, advice=(
                     f"continue with: llm-cockpit resume {self.run_dir.name}"))
             return "stopped"
-        if self.eval_rows:
+        if self.eval_set is not None and len(self.eval_set):
             trainer.evaluate()  # logs eval_loss, which the callback turns into an eval event
         if self.is_main:
             self._sample(step)
@@ -314,6 +309,14 @@ class TrainingRun:
     def cleanup(self) -> None:
         if self._own_sink and isinstance(self.sink, ev.JsonlSink):
             self.sink.close()
+
+
+def _examples_line(stats) -> str:
+    """``72 train / 8 eval examples``, or for plain text how the documents were packed."""
+    if stats.format == "text":
+        return (f"{stats.train_examples} train / {stats.eval_examples} eval documents packed into "
+                f"{stats.train_rows} / {stats.eval_rows} rows")
+    return f"{stats.train_rows} train / {stats.eval_rows} eval examples"
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -15,6 +15,14 @@ import pytest
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+# Tokenized data of the tests' runs stays out of the user's cache (and its pruning).
+if "LLM_COCKPIT_DATA_CACHE" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["LLM_COCKPIT_DATA_CACHE"] = tempfile.mkdtemp(prefix="cockpit-tokenized-")
+    atexit.register(shutil.rmtree, os.environ["LLM_COCKPIT_DATA_CACHE"], True)
 
 REPO = Path(__file__).resolve().parent.parent
 

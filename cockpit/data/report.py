@@ -112,10 +112,12 @@ class DataReport:
 
         ``marked``: show the first examples as the model sees them, learned text in ``[[...]]``.
         """
-        shown = self.problems if max_problems is None else self.problems[:max_problems]
-        out = [str(p) for p in shown]
-        if len(shown) < self.problem_count:
-            out.append(f"{self.path}: ... and {self.problem_count - len(shown)} more problems (--json lists "
+        grouped = problem_lines(self.problems)
+        shown = grouped if max_problems is None else grouped[:max_problems]
+        out = [line for line, _ in shown]
+        represented = sum(n for _, n in shown)
+        if represented < self.problem_count:
+            out.append(f"{self.path}: ... and {self.problem_count - represented} more problems (--json lists "
                        f"{'them all' if self.problem_count <= MAX_KEPT_PROBLEMS else f'the first {MAX_KEPT_PROBLEMS}'})")
         unit = "row" if self.by_row else "line"
         out.append(f"{self.path}: {plural(self.examples, 'example')} from {plural(self.lines, unit)} "
@@ -178,8 +180,29 @@ class DataReport:
             cut = ", cut at max_length" if m["truncated"] else ""
             out.append(f"  {m['where']} as the model sees it ([[learned]], {m['learned_share']:.0%} learned{cut}):")
             text = "".join(f"[[{t}]]" if learned else t for t, learned in m["segments"])
-            out += ["    " + ln for ln in text.rstrip("\n").split("\n")]
+            out += ["    " + _clip(ln) for ln in text.rstrip("\n").split("\n")]
         return out
+
+
+def _clip(line: str, width: int = 200) -> str:
+    return line if len(line) <= width else line[: width - 2] + " …"
+
+
+def problem_lines(problems: list[Problem]) -> list[tuple[str, int]]:
+    """``(line, problems it stands for)``: one line per problem, except that a message
+    repeated on many records (preference data, a missing column) is one line naming the
+    first places and how many more. In the order the problems were found."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, p in enumerate(problems):
+        groups.setdefault((p.path, p.message), []).append(i)
+    out: list[tuple[int, str, int]] = []  # (first index, line, count)
+    for (path, message), members in groups.items():
+        if len(members) <= 3:
+            out += [(i, str(problems[i]), 1) for i in members]
+            continue
+        places = [problems[i].where[len(path) + 1:] for i in members[:3]]
+        out.append((members[0], f"{path}:{', '.join(places)} and {len(members) - 3} more: {message}", len(members)))
+    return [(line, n) for _, line, n in sorted(out)]
 
 
 def _percentile(sorted_values: list[int], q: float) -> float:

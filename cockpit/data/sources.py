@@ -119,24 +119,47 @@ def is_saved_dataset(path: Path) -> bool:
         (path / "state.json").is_file() and (path / "dataset_info.json").is_file())
 
 
-def _directory_files(path: Path, split: str) -> list[Path]:
-    from datasets.data_files import DataFilesDict, get_data_patterns
+# A file's split, from its name or its folder's (the Hugging Face convention: train.jsonl,
+# data/test-00000.parquet, dev.csv).
+SPLIT_WORDS = {"train": ("train", "training"), "validation": ("validation", "valid", "val", "dev"),
+               "test": ("test", "testing", "eval", "evaluation")}
+_MAX_SCAN = 10_000
 
-    try:
-        patterns = get_data_patterns(str(path))
-        by_split = DataFilesDict.from_patterns(patterns, base_path=str(path))
-    except FileNotFoundError as exc:  # datasets' EmptyDatasetError and DataFilesNotFoundError are ones
-        raise CockpitError(f"directory {path} has no data files", f"put {SUPPORTED} files in it") from exc
-    splits = {str(k): [Path(f) for f in v if file_type(Path(f))] for k, v in by_split.items()}
-    splits = {k: v for k, v in splits.items() if v}
-    if not splits:
-        raise CockpitError(f"directory {path} has no {SUPPORTED} files", "pass a directory of data files")
-    if split not in splits:
-        if len(splits) == 1 and split == "train":
-            return sorted(next(iter(splits.values())))
-        raise CockpitError(f"directory {path} has no files for split {split!r} (it has: {', '.join(splits)})",
+
+def _split_of(path: Path, root: Path) -> str | None:
+    names = [path.name.split(".")[0], *(p.name for p in path.relative_to(root).parents if p.name)]
+    for split, words in SPLIT_WORDS.items():
+        for name in names:
+            if any(re.search(rf"(^|[-._ 0-9]){w}([-._ 0-9]|$)", name.lower()) for w in words):
+                return split
+    return None
+
+
+def _directory_files(path: Path, split: str) -> list[Path]:
+    """The data files in ``path`` and its sub-folders (two levels, hidden ones skipped): those
+    of ``split`` when the names say which split each file is, else all of them."""
+    found: list[Path] = []
+    scanned = 0
+    for pattern in ("*", "*/*"):
+        for f in path.glob(pattern):
+            scanned += 1
+            if scanned > _MAX_SCAN:
+                raise CockpitError(f"directory {path} holds too many files to look through",
+                                   "name the data with a glob instead, e.g. data='corpus/*.jsonl'")
+            if f.is_file() and file_type(f) and not any(p.startswith(".") for p in f.relative_to(path).parts):
+                found.append(f)
+    if not found:
+        raise CockpitError(f"directory {path} has no data files", f"put {SUPPORTED} files in it")
+    splits: dict[str, list[Path]] = {}
+    for f in found:
+        splits.setdefault(_split_of(f, path) or "", []).append(f)
+    named = {k: v for k, v in splits.items() if k}
+    if not named:
+        return sorted(found)
+    if split not in named:
+        raise CockpitError(f"directory {path} has no files for split {split!r} (it has: {', '.join(sorted(named))})",
                            "choose one with data_split=")
-    return sorted(splits[split])
+    return sorted(named[split])
 
 
 def source_fingerprint(source: Source) -> str:

@@ -95,14 +95,14 @@ def test_killed_trainer_shows_as_failed_and_resume_continues(tmp_path, tiny_mode
     (["train", "method=dora"], "allowed: full | lora | int8 | qlora", 1),
     (["train", "batch_size=-4"], "'batch_size' has an impossible value", 1),
     (["train", "data=/nonexistent/train.jsonl"], "does not exist", 1),
-    (["train", "data=/tmp"], "is a directory", 1),
+    (["train", "data={tmp}"], "has no data files", 1),
     (["train", "--preset", "nope"], "no preset named 'nope'", 1),
     (["stop", "nothing-here", "--output-dir", "/tmp/no-runs-here"], "no run named", 1),
     (["resume", "nothing-here", "--output-dir", "/tmp/no-runs-here"], "no run named", 1),
     (["train", "--bogus-flag"], "unrecognized arguments", 2),
 ])
 def test_bad_input_is_one_line_and_an_exit_code(args, fragment, code, tmp_path):
-    out = cli(*args, cwd=tmp_path)
+    out = cli(*[a.replace("{tmp}", str(tmp_path)) for a in args], cwd=tmp_path)
     assert out.returncode == code, (out.stdout, out.stderr)
     assert fragment in out.stderr
     assert "Traceback" not in out.stderr

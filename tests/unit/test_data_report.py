@@ -47,9 +47,17 @@ def test_report_of_a_clean_file_is_ok(tmp_path):
 
 
 def test_problem_lines_can_be_capped(tmp_path):
-    f = _write(tmp_path / "d.jsonl", pc("a", "b"), *["{x"] * 30)
+    f = _write(tmp_path / "d.jsonl", pc("a", "b"), *[" " * i + "{x" for i in range(30)])  # 30 different columns
     lines = build_report(f).to_lines(max_problems=5)
     assert lines[5] == f"{f}: ... and 25 more problems (--json lists them all)"
+
+
+def test_a_problem_repeated_on_many_records_is_one_line(tmp_path):
+    f = _write(tmp_path / "d.jsonl", pc("a", "b"), *["{x"] * 30, '{"prompt": 1, "completion": "c"}')
+    lines = build_report(f).to_lines()
+    assert lines[0] == f"{f}:2, 3, 4 and 27 more: invalid JSON: Expecting property name enclosed in double quotes (column 2)"
+    assert lines[1] == f"{f}:32: 'prompt' must be a string, got a number"
+    assert lines[-1] == "NOT OK: 31 problems"
 
 
 def test_token_stats_and_too_long_with_a_tokenizer(tmp_path, bundled_tokenizer):

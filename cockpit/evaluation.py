@@ -112,6 +112,14 @@ def evaluate_model(model, tokenizer, examples, name: str, max_new_tokens: int = 
     from cockpit.metrics import aggregate, text_scores
 
     report = ModelReport(model=name)
+    if examples and all(ex.text is not None for ex in examples):
+        # plain text (continued pretraining) has no prompts to answer: how well the model
+        # predicts held-out documents is the measure
+        if progress:
+            progress(f"{name}: perplexity of {len(examples)} held-out documents")
+        report.metrics = {"perplexity": reference_perplexity(model, tokenizer, examples, max_length),
+                          "examples": len(examples)}
+        return report
     for i, ex in enumerate(examples, 1):
         if progress:
             progress(f"{name}: example {i}/{len(examples)}")
@@ -130,15 +138,16 @@ def evaluate_model(model, tokenizer, examples, name: str, max_new_tokens: int = 
 
 def eval_examples(data: str | None, cfg: TrainConfig | None):
     """The held-out examples: ``--data``, else the run's eval_data, else its eval split."""
-    from cockpit.data import load_examples_strict, split_examples
+    from cockpit.data import DataOptions, load_examples_strict, split_examples
 
     if data:
         return load_examples_strict(data), data
     if cfg is None:
         raise CockpitError("no eval data given", "pass --data FILE (JSONL with prompt/completion)")
+    options = DataOptions.from_config(cfg)  # the run's format, column mapping and system prompt
     if cfg.eval_data:
-        return load_examples_strict(cfg.eval_data, system_prompt=cfg.system_prompt), cfg.eval_data
-    examples = load_examples_strict(cfg.data, system_prompt=cfg.system_prompt)
+        return load_examples_strict(cfg.eval_data, options=options.for_eval()), cfg.eval_data
+    examples = load_examples_strict(cfg.data, options=options)
     held_out = split_examples(examples, cfg.eval_split, cfg.seed)[1]
     if not held_out:
         raise CockpitError(f"the run has no held-out examples (eval_split={cfg.eval_split})", "pass --data FILE")

@@ -251,7 +251,8 @@ class TrainingRun:
             self.sink.emit(ev.Warning(step=start_step, kind="info", message=(
                 f"{cfg.method}: training {trainable:,} of {params:,} parameters "
                 f"({100 * trainable / max(params, 1):.2f}%) on {self.precision.device} in {self.precision.dtype_name};"
-                f" {_examples_line(self.data.stats)}"), advice=""))
+                f" {_examples_line(self.data.stats)}"
+                f"{' (tokenized data from the cache)' if self.data.cached else ''}"), advice=""))
             if resume_from is None:
                 self._sample(0, baseline=True)
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)

@@ -17,11 +17,14 @@ from screens.step import WizardStep
 from screens.wizard_engine import DataChoice, DataView, demo_data
 from widgets.histogram import Histogram
 
-TEACH = ("One JSON object per line: {\"prompt\": ..., \"completion\": ...} (recommended) or chat "
-         "{\"messages\": [...]}. The model sees prompt and completion together but learns only the "
-         "completion (the prompt's tokens carry no loss). A few dozen clean examples can teach a "
-         "narrow new skill; empty answers, duplicates and very long examples hurt, so they are "
-         "reported here. Keep some examples apart for evaluation: a separate file, or 10% held out.")
+TEACH = ("A file (JSONL, JSON, CSV, TSV, Parquet), a directory or glob of them, or a Hub dataset as "
+         "hf:org/name. Each record's format is recognised: prompt/completion (recommended), chat messages, "
+         "Alpaca, ShareGPT, or plain text for continued pretraining. The model sees the whole "
+         "conversation through its chat template but learns only the answers (highlighted above; the "
+         "prompt's tokens carry no loss). A few dozen clean examples can teach a narrow new skill; "
+         "empty answers, duplicates and very long examples hurt, so they are reported here. Keep some "
+         "examples apart for evaluation: a separate file, or 10% held out.")
+LEARNED = "bold green"
 
 
 class DataScreen(WizardStep[DataChoice]):
@@ -50,7 +53,8 @@ class DataScreen(WizardStep[DataChoice]):
         with VerticalScroll(classes="body"):
             with Horizontal(classes="data-row"):
                 yield Label("train", classes="data-label")
-                yield Input(self.choice.data, id="data-path")
+                yield Input(self.choice.data, placeholder="a file, a directory or glob of files, or hf:org/name",
+                            id="data-path")
                 yield Button("Demo", id="data-demo")
                 yield Button("Browse", id="data-browse")
             with Horizontal(classes="data-row"):
@@ -61,7 +65,7 @@ class DataScreen(WizardStep[DataChoice]):
             yield Static(id="data-report")
             yield Static("Tokens per example", classes="section")
             yield Histogram(id="data-hist")
-            yield Static("First examples", classes="section")
+            yield Static("What the model sees (learned tokens highlighted)", classes="section")
             yield Static(id="data-examples")
             yield Static("About training data", classes="section")
             yield Static(TEACH, classes="lead")
@@ -98,11 +102,14 @@ class DataScreen(WizardStep[DataChoice]):
         report_box = self.query_one("#data-report", Static)
         if message.view is None:
             report_box.update(Text(message.error or "no report", style="bold"))
+            # nothing of the previous file may stay on screen as if it described this one
+            self.query_one("#data-hist", Histogram).show([], limit=self.max_length)
+            self.query_one("#data-examples", Static).update("")
             self.set_status("Fix the path or the file, then press enter in the path field.", error=True)
             return
         self.view = view = message.view
         report = view.report
-        lines = report.to_lines(max_problems=8)
+        lines = report.to_lines(max_problems=8, marked=False)
         text = Text()
         for line in lines:
             style = "bold" if line in ("OK",) or line.startswith("NOT OK") else ""
@@ -111,11 +118,7 @@ class DataScreen(WizardStep[DataChoice]):
             text.append(f"note: {view.tokenizer_note}\n", "italic")
         report_box.update(text)
         self.query_one("#data-hist", Histogram).show(view.lengths, limit=self.max_length)
-        examples = Text()
-        for prompt, completion in view.examples:
-            examples.append("▸ " + _clip(prompt, 160) + "\n", "bold")
-            examples.append("  " + _clip(completion, 240) + "\n")
-        self.query_one("#data-examples", Static).update(examples)
+        self.query_one("#data-examples", Static).update(marked_text(view.examples))
         self.set_ready(report.ok)
         self.set_status(f"{report.examples} examples, ready. Next: review the settings." if report.ok else
                         "This file has problems (listed above): fix them first.", error=not report.ok)
@@ -146,14 +149,26 @@ class DataScreen(WizardStep[DataChoice]):
         if self.view is None or not self.view.report.ok:
             return None
         evaluation = self.query_one("#data-eval", Input).value.strip() or None
-        if evaluation and not Path(evaluation).is_file():
-            self.set_status(f"eval file {evaluation} does not exist (leave it empty to hold out 10%)", error=True)
+        problem = self.engine.source_problem(evaluation) if evaluation else None
+        if problem:
+            self.set_status(f"eval data: {problem} (leave it empty to hold out 10%)", error=True)
             return None
         stats = self.view.report.token_stats or {}
+        mean = stats.get("mean")
+        if self.view.report.format == "text":
+            mean = min(mean or self.max_length, self.max_length)  # packed rows of max_length
         return DataChoice(data=self.query_one("#data-path", Input).value.strip(), eval_data=evaluation,
-                          examples=self.view.report.examples, mean_tokens=stats.get("mean"))
+                          examples=self.view.train_rows, mean_tokens=mean)
 
 
-def _clip(text: str, n: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= n else text[: n - 1] + "…"
+def marked_text(examples: list[dict]) -> Text:
+    """The first examples as the model sees them: the template's text dim, the learned tokens bright."""
+    text = Text()
+    for m in examples:
+        cut = ", cut at max_length" if m["truncated"] else ""
+        text.append(f"{m['where']}: {m['learned_share']:.0%} of its tokens learned{cut}\n", "italic")
+        for chunk, learned in m["segments"]:
+            text.append(chunk, LEARNED if learned else "dim")
+        text.rstrip()
+        text.append("\n\n")
+    return text

@@ -122,7 +122,7 @@ class PlainWizard:
         self.say("\n== Data ==")
         demo_train, demo_eval = demo_data()
         while True:
-            path = self.ask(questionary.text("Training data (JSONL):", default=demo_train, **self.options)).strip()
+            path = self.ask(questionary.text("Training data (a file, directory, glob or hf:org/name):", default=demo_train, **self.options)).strip()
             try:
                 view = self.engine.data_view(path, model, max_length)
             except CockpitError as exc:
@@ -137,8 +137,7 @@ class PlainWizard:
                                                default=demo_eval if path == demo_train else "",
                                                **self.options)).strip() or None
         stats = view.report.token_stats or {}
-        return DataChoice(data=path, eval_data=evaluation, examples=view.report.examples,
-                          mean_tokens=stats.get("mean"))
+        return DataChoice(data=path, eval_data=evaluation, examples=view.train_rows, mean_tokens=stats.get("mean"))
 
     def review(self, model: ModelChoice, method: MethodChoice, data: DataChoice):
         self.say("\n== Review ==")

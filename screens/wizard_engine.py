@@ -96,12 +96,27 @@ class PlanView:
 
 @dataclass
 class DataView:
-    """The data report, token lengths for the histogram, and a few examples."""
+    """The data report, token lengths for the histogram, and the first examples as the
+    model sees them (``report.marked``: segments of text, each learned or not)."""
 
-    report: Any  # cockpit.data_report.DataReport
-    lengths: list[int]
-    examples: list[tuple[str, str]]
+    report: Any  # cockpit.data.report.DataReport
     tokenizer_note: str = ""
+
+    @property
+    def lengths(self) -> list[int]:
+        return self.report.lengths
+
+    @property
+    def examples(self) -> list[dict]:
+        return self.report.marked
+
+    @property
+    def train_rows(self) -> int:
+        """What one epoch iterates over: usable examples, or rows of packed plain text."""
+        r = self.report
+        if r.format == "text" and r.token_stats and r.max_length:
+            return max(1, math.ceil(r.token_stats["total"] / r.max_length))
+        return r.usable
 
 
 @dataclass
@@ -202,19 +217,24 @@ class WizardEngine:
         return PlanView(asked=asked, recommendation=rec, capacity=self.capacity, asked_model=spec.id)
 
     # -- data --------------------------------------------------------------------------
-    def data_view(self, path: str, model: str, max_length: int, preview: int = 3) -> DataView:
-        """Validate and measure a data file with the model's tokenizer (slow: call from a worker)."""
-        from cockpit.data import load_examples
+    def data_view(self, path: str, model: str, max_length: int, preview: int = 2) -> DataView:
+        """Validate and measure a data source (a file, directory, glob or hf:ORG/NAME) with the
+        model's tokenizer, in one streaming pass (slow: call from a worker)."""
         from cockpit.data.report import build_report
-        from cockpit.tokenize import encode_example
 
         tokenizer, note = self._tokenizer(model)
-        report = build_report(_resolve(path), tokenizer, max_length)
-        loaded = load_examples(_resolve(path))
-        lengths = list(getattr(report, "lengths", None)
-                       or [len(encode_example(ex, tokenizer)) for ex in loaded.examples])
-        examples = [(ex.prompt, ex.completion) for ex in loaded.examples[:preview]]
-        return DataView(report=report, lengths=lengths, examples=examples, tokenizer_note=note)
+        spec = path if path.strip().startswith("hf:") else str(_resolve(path))
+        return DataView(report=build_report(spec, tokenizer, max_length, show=preview), tokenizer_note=note)
+
+    def source_problem(self, spec: str) -> str | None:
+        """Why ``spec`` names no data source (missing file, empty directory, bad hub id), or None."""
+        from cockpit.data.sources import is_hub_spec, resolve_source
+
+        try:
+            resolve_source(spec if is_hub_spec(spec) else str(_resolve(spec)))
+        except CockpitError as exc:
+            return exc.message
+        return None
 
     def _tokenizer(self, model: str) -> tuple[Any, str]:
         """The model's tokenizer and a note when another one stands in (loaded once per model)."""

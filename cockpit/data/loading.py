@@ -16,6 +16,7 @@ never held in memory); :func:`load_examples` collects a whole source into a list
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from pathlib import Path
@@ -63,6 +64,11 @@ class DataOptions:
     @property
     def column_map(self) -> dict[str, str]:
         return dict(self.columns)
+
+    def for_eval(self) -> DataOptions:
+        """The options of held-out data: the ``test`` split of a hub, saved or split-named source
+        (``data_split`` is the training split; a spec's own ``:split`` still wins)."""
+        return dataclasses.replace(self, split="test")
 
 
 @dataclass
@@ -135,6 +141,8 @@ def column_check(options: DataOptions):
         typed = {**{k: v for k, v in types.items() if k in mapped}, **renamed}
         try:
             fmt = options.data_format if options.data_format != "auto" else detect_format(mapped)
+            if fmt in ("prompt_completion", "alpaca", "text"):  # flat records: a missing column shows here
+                parse_record({k: "x" for k in mapped}, data_format=fmt)
         except RecordError as exc:
             return [Problem(label, None, f"{exc} (columns: {', '.join(types)})", exc.kind)]
         text_columns = {"prompt_completion": ("completion",), "alpaca": ("instruction", "output"),

@@ -47,7 +47,8 @@ Progress = Callable[[str, "float | None"], None]
 
 @dataclass
 class DataStats:
-    """What preparing the data found, for the run's warnings and the dashboard."""
+    """What preparing the data found, for the run's warnings and the dashboard (truncated,
+    dropped and unlearned count training examples)."""
 
     format: str = "none"
     examples: int = 0
@@ -115,9 +116,17 @@ def data_fingerprint(cfg: Any, tokenizer: Any, train: Source, evaluation: Source
 def resolve_sources(cfg: Any) -> tuple[Source, Source | None]:
     """The config's train and eval sources (one line when either names nothing usable)."""
     options = DataOptions.from_config(cfg)
-    train = resolve_source(cfg.data, split=options.split, subset=options.subset)
-    evaluation = resolve_source(cfg.eval_data, subset=options.subset) if cfg.eval_data else None
+    train = _resolve("data", cfg.data, split=options.split, subset=options.subset)
+    evaluation = _resolve("eval_data", cfg.eval_data, split="test", subset=options.subset) if cfg.eval_data else None
     return train, evaluation
+
+
+def _resolve(key: str, spec: str, **kw: Any) -> Source:
+    """The source of a config key; its one line names the key (data or eval_data)."""
+    try:
+        return resolve_source(spec, **kw)
+    except CockpitError as exc:
+        raise CockpitError(f"{key}: {exc.message}", exc.advice) from exc
 
 
 # ---------------------------------------------------------------- checking (no tokenizer)
@@ -155,7 +164,7 @@ def check_training_records(cfg: Any, progress: Progress | None = None) -> None:
     train, evaluation = resolve_sources(cfg)
     check_records(train, options, progress)
     if evaluation is not None:
-        check_records(evaluation, options, progress)
+        check_records(evaluation, options.for_eval(), progress)
 
 
 def check_training_data(cfg: Any, progress: Progress | None = None) -> PreparedData | None:
@@ -244,15 +253,16 @@ class _Side:
             s.tokens += len(tok)
             s.learned_tokens += len(tok)
             return
+        counted = not self.is_eval  # the warnings speak of training examples
         if tok.num_trainable == 0:
-            s.unlearned += 1
+            s.unlearned += counted
             return
         if len(tok) > self.max_length:
             ids, labels = tok.input_ids[:self.max_length], tok.labels[:self.max_length]
             if all(x == -100 for x in labels):
-                s.dropped += 1
+                s.dropped += counted
                 return
-            s.truncated += 1
+            s.truncated += counted
             tok = type(tok)(ids, labels)
         s.tokens += len(tok)
         s.learned_tokens += tok.num_trainable
@@ -286,7 +296,7 @@ def _build(cfg: Any, tokenizer: Any, train: Source, evaluation: Source | None, o
     if progress:
         progress(f"checking {train.label}", None)
     digests = check_records(train, options, progress)
-    eval_count = len(check_records(evaluation, options, progress)) if evaluation else 0
+    eval_count = len(check_records(evaluation, options.for_eval(), progress)) if evaluation else 0
     held: set[int] = set()
     if evaluation is None:
         held = set(split_indices(digests, cfg.eval_split, cfg.seed)[1])
@@ -317,7 +327,7 @@ def _build(cfg: Any, tokenizer: Any, train: Source, evaluation: Source | None, o
     try:
         feed(iter_examples(train, options, ReadStats(), tally), None if evaluation is None else False)
         if evaluation is not None:
-            feed(iter_examples(evaluation, options, ReadStats()), True)
+            feed(iter_examples(evaluation, options.for_eval(), ReadStats()), True)
     finally:
         for side in sides.values():
             side.close()

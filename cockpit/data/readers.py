@@ -92,7 +92,7 @@ def read_file(path: Path, stats: ReadStats, check: ColumnCheck | None = None) ->
     if head.startswith(b"PAR1"):
         yield from _read_columnar(_load_parquet(path), str(path), stats, check)
     elif kind in ("csv", "tsv"):
-        yield from _read_csv(path, "\t" if kind == "tsv" else ",", stats)
+        yield from _read_csv(path, "\t" if kind == "tsv" else ",", stats, check)
     elif _is_json_array(path, head):
         yield from _read_json_array(path, stats)
     else:
@@ -367,7 +367,7 @@ def _read_json_array(path: Path, stats: ReadStats) -> Iterator[Record | Problem]
 # ---------------------------------------------------------------- CSV / TSV
 
 
-def _read_csv(path: Path, delimiter: str, stats: ReadStats) -> Iterator[Record | Problem]:
+def _read_csv(path: Path, delimiter: str, stats: ReadStats, check: ColumnCheck | None) -> Iterator[Record | Problem]:
     shown = str(path)
     csv.field_size_limit(MAX_LINE_BYTES)
     with _open_bytes(path) as raw:
@@ -383,6 +383,10 @@ def _read_csv(path: Path, delimiter: str, stats: ReadStats) -> Iterator[Record |
         if dupes or not all(header):
             what = f"repeats {', '.join(dupes)}" if dupes else "has an empty column name"
             raise CockpitError(f"data file {path}: the header {what}", "give every column its own name")
+        problems = check({h: "string" for h in header}, shown) if check is not None else []
+        if problems:  # a missing column would fail every row alike
+            yield from problems
+            return
         last = reader.line_num
         while True:
             start = last + 1

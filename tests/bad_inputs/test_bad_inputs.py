@@ -36,10 +36,11 @@ GENERATORS = {
     "ten_mb_line": _ten_mb_line,
     "directory": _directory,
     "missing": lambda tmp: tmp / "no_such_file.jsonl",
+    "hub_not_cached": lambda tmp: "hf:nobody/not-cached",
 }
 
 
-def _input(case: dict, tmp: Path) -> Path:
+def _input(case: dict, tmp: Path) -> Path | str:
     if "generate" in case:
         return GENERATORS[case["generate"]](tmp)
     return HERE / case["input"]

@@ -57,7 +57,7 @@ def test_check_bad_file_prints_one_line_per_problem(tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0].startswith(f"{path}:2: invalid JSON")
     assert lines[1].startswith(f"{path}:3: not valid UTF-8")
-    assert lines[2] == f"{path}:4: message 1 has unknown role 'robot' (allowed: system, user, assistant)"
+    assert lines[2] == f"{path}:4: message 1 has unknown role 'robot' (allowed: system, user, assistant, tool)"
     assert lines[-1] == "NOT OK: 3 problems"
     assert "Traceback" not in proc.stdout + proc.stderr
 
@@ -90,3 +90,69 @@ def test_convert_chatgpt_then_check(tmp_path):
     assert "skipped 1 (1 no user question with an answer)" in proc.stdout
     check = cockpit("data", "check", str(out), "--model", "none", "--json")
     assert check.returncode == 0 and json.loads(check.stdout)["format"] == "messages"
+
+
+def test_check_shows_the_examples_as_the_model_sees_them(good_file):
+    proc = cockpit("data", "check", str(good_file), "--examples", "1")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "line 1 as the model sees it ([[learned]]," in out
+    assert "<|im_start|>assistant\n    [[3<|im_end|>]]" in out  # the answer and its end-of-turn token
+    assert "tokens per epoch:" in out and "of which learned (answers)" in out
+    report = json.loads(cockpit("data", "check", str(good_file), "--json", "--examples", "2").stdout)
+    shown = report["examples_shown"]
+    assert [m["where"] for m in shown] == ["line 1", "line 2"]
+    assert "".join(s["text"] for s in shown[0]["segments"] if s["learned"]) == "3<|im_end|>"
+    assert 0 < report["learned_share"] < 1
+
+
+def test_check_with_a_column_mapping_and_a_forced_format(tmp_path):
+    path = tmp_path / "qa.csv"
+    path.write_text("question,answer\nWhat is 2+2?,4\nAnd 3+3?,6\n", encoding="utf-8")
+    refused = cockpit("data", "check", str(path), "--model", "none")
+    assert refused.returncode == 1
+    assert "map them with columns=prompt:question,completion:answer" in refused.stdout
+    mapped = cockpit("data", "check", str(path), "--model", "none", "--columns", "prompt:question,completion:answer")
+    assert mapped.returncode == 0 and "2 examples from 3 lines (format: prompt_completion)" in mapped.stdout
+    forced = cockpit("data", "check", str(path), "--model", "none", "--data-format", "text",
+                     "--columns", "text:question")
+    assert forced.returncode == 0 and "(format: text)" in forced.stdout
+
+
+def test_convert_writes_normalized_jsonl_that_trains_the_same(tmp_path):
+    src = tmp_path / "alpaca.json"
+    src.write_text(json.dumps([{"instruction": "Say hi", "input": "", "output": "hi", "id": 7},
+                               {"instruction": "Sum", "input": "1 2", "output": "3"}]), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    proc = cockpit("data", "convert", str(src), str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote 2 examples (2 alpaca) to {out}" in proc.stdout
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows[0] == {"messages": [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "hi"}],
+                       "id": 7}
+    assert rows[1]["messages"][0]["content"] == "Sum\n1 2"
+    again = cockpit("data", "convert", str(out), str(tmp_path / "pc.jsonl"), "--format", "prompt_completion")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "pc.jsonl").read_text().splitlines()[0]) == {"prompt": "Say hi",
+                                                                               "completion": "hi", "id": 7}
+    exists = cockpit("data", "convert", str(src), str(out))
+    assert exists.returncode == 1 and "already exists -> choose another name or pass --force" in exists.stderr
+
+
+def test_convert_writes_nothing_when_a_record_is_bad(tmp_path):
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "c"}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    proc = cockpit("data", "convert", str(src), str(out))
+    assert proc.returncode == 1 and not out.exists()
+    assert f"{src}:2: missing key 'completion'" in proc.stderr and "nothing written" in proc.stderr
+    assert not list(tmp_path.glob(".out.jsonl.*")), "no temporary file is left behind"
+    kept = cockpit("data", "convert", str(src), str(out), "--skip-bad", "--json")
+    report = json.loads(kept.stdout)
+    assert report["written"] == 1 and report["problem_count"] == 1 and out.exists()
+    multi = tmp_path / "multi.jsonl"
+    multi.write_text(json.dumps({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                                              {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]})
+                     + "\n", encoding="utf-8")
+    refused = cockpit("data", "convert", str(multi), str(tmp_path / "pc.jsonl"), "--format", "prompt_completion")
+    assert refused.returncode == 1 and "cannot be one prompt/completion pair" in refused.stderr

@@ -169,9 +169,12 @@ class DataReport:
             s = self.token_stats
             out.append(f"  tokens per example: min {s['min']:.0f}, mean {s['mean']:.1f}, p50 {s['p50']:.0f}, "
                        f"p95 {s['p95']:.0f}, max {s['max']:.0f} ({self.tokenizer})")
-            what = "every token (plain text)" if self.format == "text" else "answers"
-            out.append(f"  tokens per epoch: {s['total']:.0f}, of which learned ({what}): {s['trainable']:.0f} "
-                       f"({self.learned_share or 0:.0%})")
+            if self.format == "text":
+                out.append(f"  tokens per epoch: {s['total']:.0f}, all of them learned (plain text, packed into "
+                           f"rows of {self.max_length})")
+            else:
+                out.append(f"  tokens per epoch: {s['total']:.0f}, of which learned (answers): {s['trainable']:.0f} "
+                           f"({self.learned_share or 0:.0%})")
         return out
 
     def _marked_lines(self) -> list[str]:

@@ -58,7 +58,11 @@ def test_walk_through_every_step_with_the_keyboard(tmp_path, at_repo):
             assert isinstance(app.screen, DataScreen)
             await wait_for(pilot, lambda: app.screen.view is not None, timeout=60, what="the data report")
             assert "72 examples" in text_of(app.screen, "#data-report") and next_enabled(app.screen)
-            assert "wv.drizzle" in text_of(app.screen, "#data-examples")
+            assert "(format: prompt_completion)" in text_of(app.screen, "#data-report")
+            shown = app.screen.query_one("#data-examples").render()
+            assert "wv.drizzle" in str(shown) and "<|im_start|>assistant" in str(shown)
+            learned = "".join(str(shown)[s.start:s.end] for s in shown.spans if "green" in str(s.style))
+            assert learned.startswith("wv.drizzle(ML, BED) waters") and "<|im_start|>" not in learned
             await pilot.press("ctrl+n")
             assert isinstance(app.screen, ReviewScreen)
             assert "108 optimizer steps" in text_of(app.screen, "#review-estimate")
@@ -138,6 +142,9 @@ def test_data_step_refuses_a_broken_file_and_takes_the_demo(tmp_path, at_repo):
             await pilot.press("enter")
             await wait_for(pilot, lambda: "missing.jsonl" in text_of(screen, "#data-report"), what="the error")
             assert not next_enabled(screen)
+            # nothing of the last file stays on screen as if it described this one
+            assert text_of(screen, "#data-examples").strip() == ""
+            assert "no lengths measured" in text_of(screen, "#data-hist")
             await pilot.click("#data-demo")
             await wait_for(pilot, lambda: screen.view is not None and screen.view.report.ok, timeout=30,
                            what="the demo again")
@@ -230,5 +237,38 @@ def test_data_step_browses_for_a_file(tmp_path, monkeypatch):
             assert screen.query_one("#data-path", Input).value == "mine/train.jsonl"
             await wait_for(pilot, lambda: screen.view is not None, timeout=60, what="the report")
             assert screen.result().data == "mine/train.jsonl" and screen.result().examples == 2
+
+    run_async(go())
+
+
+def test_data_step_takes_a_directory_of_alpaca_json(tmp_path, at_repo):
+    import json
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rows = [{"instruction": f"What does glorp {i} do?", "input": "", "output": f"It turns valve {i}."} for i in range(6)]
+    (corpus / "train.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    (corpus / "test.json").write_text(json.dumps(rows[:2], indent=2), encoding="utf-8")
+    engine = make_engine(tmp_path / "runs")
+    app = make_app("runs", output_dir=tmp_path / "runs")
+    screen = DataScreen(engine, BUNDLED_MODEL, 256)
+
+    async def go():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.push_screen(screen)
+            await wait_for(pilot, lambda: screen.view is not None, timeout=60, what="the demo report")
+            field = screen.query_one("#data-path", Input)
+            field.value = str(corpus)
+            field.focus()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: screen.view is not None and "train.json" in screen.view.report.path,
+                           timeout=30, what="the directory's report")
+            report = text_of(screen, "#data-report")
+            assert "6 examples" in report and "(format: alpaca)" in report
+            assert "It turns valve 0." in text_of(screen, "#data-examples")
+            screen.query_one("#data-eval", Input).value = str(corpus / "nope.json")
+            assert screen.result() is None and "does not exist" in text_of(screen, "#step-status")
+            screen.query_one("#data-eval", Input).value = str(corpus / "test.json")
+            assert screen.result().examples == 6
 
     run_async(go())

@@ -25,6 +25,7 @@ import yaml
 
 from cockpit.errors import CockpitError
 from cockpit.paths import PRESETS_DIR
+from cockpit.runs_registry import DEFAULT_RUNS_ROOT
 
 METHODS = ("full", "lora", "int8", "qlora")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
@@ -43,7 +44,9 @@ class TrainConfig:
     bundled SmolLM2-135M-Instruct, which works offline."""
 
     data: str = "data/dsl_train.jsonl"
-    """Training data: JSONL, one example per line, prompt/completion or chat messages."""
+    """Training data: JSONL, one example per line, prompt/completion or chat messages. A
+    relative path is stored absolute in the run (one that exists only in the bundled data,
+    like this default, names the bundled file)."""
 
     eval_data: str | None = None
     """Held-out data in the same format; when empty, ``eval_split`` of ``data`` is held out."""
@@ -140,11 +143,20 @@ class TrainConfig:
     seed: int = 42
     """Seed for weights init, data order and dropout: the same seed gives the same run."""
 
-    output_dir: str = "outputs/runs"
-    """Root of the run directories; each run gets a timestamped directory, ``latest`` points at the newest."""
+    output_dir: str = DEFAULT_RUNS_ROOT
+    """Root of the run directories (relative: to the current directory); each run gets a
+    timestamped directory, ``latest`` points at the newest. Every root is remembered, so
+    ``llm-cockpit runs`` finds its runs from any directory."""
 
     run_name: str | None = None
     """Optional suffix of the run directory's name."""
+
+    model_path: str | None = None
+    """Where ``model`` is on this machine, recorded when the run is created (any value given
+    is replaced): the model directory itself, the materialized copy of the bundled model or
+    of a .gguf file in the cache, or a hub model's downloaded snapshot (empty when the
+    trainer still has to download it). Informational: training, eval and export resolve
+    ``model`` again."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

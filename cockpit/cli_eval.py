@@ -28,7 +28,8 @@ def register(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--limit", type=int, default=None, help="only the first N examples")
     p.add_argument("--examples", action="store_true", help="print every answer, not just the metrics")
-    p.add_argument("--output-dir", default="outputs/runs")
+    p.add_argument("--output-dir", default=None,
+                   help="look for the run in this runs directory only (default: every one llm-cockpit knows)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="the offline proof: a small model learns a language that does not exist",
@@ -67,15 +68,16 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _as_run(target: str, output_dir: str) -> Path | None:
+def _as_run(target: str, output_dir: str | None) -> Path | None:
     """A run directory when ``target`` names one; None when it names a model instead."""
-    from cockpit.rundir import CONFIG_FILE, resolve_run
+    from cockpit.rundir import CONFIG_FILE
+    from cockpit.runs_registry import find_run
 
     p = Path(target)
     if p.is_dir():
         return p.resolve() if (p / CONFIG_FILE).exists() else None
     try:
-        return resolve_run(target, output_dir)
+        return find_run(target, output_dir)
     except CockpitError:
         if target == "latest":
             raise

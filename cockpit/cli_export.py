@@ -6,10 +6,7 @@ import json
 import sys
 import time
 
-from cockpit.config import TrainConfig
-from cockpit.rundir import resolve_run
-
-DEFAULT_RUNS = TrainConfig.output_dir
+from cockpit.runs_registry import find_run
 _TARGETS = ("ollama", "gguf", "hf")
 _QUANTS = ("f16", "bf16", "q8_0", "q4_k_m", "q5_k_m")
 
@@ -32,7 +29,8 @@ def register(sub) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip the llama.cpp and transformers checks of the GGUF")
     p.add_argument("--merged", action="store_true", help="--to hf: upload the merged model instead of the adapter")
     p.add_argument("--public", action="store_true", help="--to hf: create a public repository (default private)")
-    p.add_argument("--output-dir", default=DEFAULT_RUNS, help="runs directory used to find RUN")
+    p.add_argument("--output-dir", default=None,
+                   help="look for RUN in this runs directory only (default: every one llm-cockpit knows)")
     p.add_argument("--json", action="store_true", help="print one JSON document with the result")
     p.set_defaults(func=cmd_export)
 
@@ -56,7 +54,7 @@ def cmd_export(args) -> int:
     """Run the export; progress on stderr, the result (or its JSON) on stdout."""
     from cockpit.export import export_run
 
-    run_dir = resolve_run(args.run, args.output_dir)
+    run_dir = find_run(args.run, args.output_dir)
     result = export_run(run_dir, target=args.target, quant=args.quant, name=args.name, dry_run=args.dry_run,
                         progress=None if args.json else _ProgressPrinter(), verify_export=not args.no_verify,
                         merged=args.merged, private=not args.public)

@@ -18,6 +18,7 @@ from typing import Any
 
 from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError
+from cockpit.runs_registry import DEFAULT_RUNS_ROOT
 
 _DEFAULTS = TrainConfig()
 METHOD_CHOICES = ("auto", "full", "lora", "int8", "qlora")
@@ -26,7 +27,7 @@ METHOD_CHOICES = ("auto", "full", "lora", "int8", "qlora")
 def register(sub) -> None:
     p = sub.add_parser("doctor", help="show the hardware profile (GPUs, CPU, RAM, disk, versions)")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    p.add_argument("--output-dir", default=_DEFAULTS.output_dir, help="where runs go (for the free-disk check)")
+    p.add_argument("--output-dir", default=DEFAULT_RUNS_ROOT, help="where runs go (for the free-disk check)")
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("plan", help="memory breakdown, fit verdict and recommended method for a model")

@@ -7,10 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from cockpit.config import TrainConfig, build_config, field_docs, parse_overrides
-from cockpit.rundir import EVENTS_FILE, list_runs, resolve_run
+from cockpit.config import build_config, field_docs, parse_overrides
+from cockpit.rundir import EVENTS_FILE
+from cockpit.runs_registry import DEFAULT_RUNS_ROOT, find_run, known_roots, list_all_runs, registry_path
 
-DEFAULT_RUNS = TrainConfig.output_dir
+# Without --output-dir a run is looked for in every runs directory llm-cockpit knows.
+OUTPUT_DIR_HELP = ("look for runs in this runs directory only "
+                   f"(default: {DEFAULT_RUNS_ROOT} here and every runs directory a run was started in)")
 
 
 def register(sub) -> None:
@@ -23,23 +26,23 @@ def register(sub) -> None:
     p.add_argument("--foreground", action="store_true", help="train in this process and print progress")
     _add_launch_args(p, default=1)
     p.add_argument("--keys", action="store_true", help="list every config key with its meaning and exit")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config as YAML and exit")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config as config_used.yaml would store it, and exit")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("runs", help="list training runs with their state")
-    p.add_argument("--output-dir", default=DEFAULT_RUNS)
+    p = sub.add_parser("runs", help="list training runs with their state (of every runs directory used)")
+    p.add_argument("--output-dir", default=None, help=OUTPUT_DIR_HELP)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("stop", help="stop a run gracefully (it saves a checkpoint first)")
     p.add_argument("run", nargs="?", default=None, help="run name or path (default: latest)")
-    p.add_argument("--output-dir", default=DEFAULT_RUNS)
+    p.add_argument("--output-dir", default=None, help=OUTPUT_DIR_HELP)
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for the trainer to finish stopping")
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("resume", help="continue a stopped or failed run from its newest checkpoint")
     p.add_argument("run", help="run name or path")
-    p.add_argument("--output-dir", default=DEFAULT_RUNS)
+    p.add_argument("--output-dir", default=None, help=OUTPUT_DIR_HELP)
     p.add_argument("--foreground", action="store_true")
     _add_launch_args(p, default=None)
     p.set_defaults(func=cmd_resume)
@@ -65,7 +68,9 @@ def cmd_train(args) -> int:
     cfg = build_config(args.preset, args.config, parse_overrides(args.overrides))
     check_launch(args.num_processes, args.accelerate_config)
     if args.dry_run:
-        print(config_to_yaml(cfg), end="")
+        from cockpit.run_config import finalize_config
+
+        print(config_to_yaml(finalize_config(cfg)), end="")
         return 0
     run_dir = prepare_run(cfg, progress=progress_printer("data"))
     if args.foreground and single_process(args.num_processes, args.accelerate_config):
@@ -160,25 +165,35 @@ def _wait_printing(run_dir: Path, since: float | None = None) -> int:
 
 
 def cmd_runs(args) -> int:
-    runs = list_runs(args.output_dir)
+    runs = list_all_runs(args.output_dir)
     if args.json:
-        print(json.dumps([{**r.__dict__, "path": str(r.path), "name": r.name} for r in runs], indent=2))
+        print(json.dumps([{**r.__dict__, "path": str(r.path), "name": r.name, "root": str(r.path.parent)}
+                          for r in runs], indent=2))
         return 0
     if not runs:
-        print(f"no runs under {args.output_dir} yet; start one with: llm-cockpit train", file=sys.stderr)
+        where = (f"under {args.output_dir}" if args.output_dir is not None else
+                 f"under {DEFAULT_RUNS_ROOT} here or in a runs directory remembered in {registry_path()}")
+        print(f"no runs {where} yet; start one with: llm-cockpit train", file=sys.stderr)
         return 0
-    print(f"{'RUN':34} {'STATE':9} {'METHOD':6} {'STEP':>11} {'BEST LOSS':>9}  MODEL")
+    by_root: dict[Path, list] = {root: [] for root in known_roots(args.output_dir)}
     for r in runs:
-        steps = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
-        best = f"{r.best_loss:.4f}" if isinstance(r.best_loss, (int, float)) else "-"
-        print(f"{r.name:34} {r.state:9} {r.method:6} {steps:>11} {best:>9}  {r.model}")
+        by_root.setdefault(r.path.parent, []).append(r)
+    by_root = {root: rows for root, rows in by_root.items() if rows}
+    print(f"{'RUN':34} {'STATE':9} {'METHOD':6} {'STEP':>11} {'BEST LOSS':>9}  MODEL")
+    for root, rows in by_root.items():
+        if len(by_root) > 1:  # which directory each run is in, once there is more than one
+            print(f"in {root}:")
+        for r in rows:
+            steps = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
+            best = f"{r.best_loss:.4f}" if isinstance(r.best_loss, (int, float)) else "-"
+            print(f"{r.name:34} {r.state:9} {r.method:6} {steps:>11} {best:>9}  {r.model}")
     return 0
 
 
 def cmd_stop(args) -> int:
     from cockpit.launch import stop_run
 
-    run_dir = resolve_run(args.run, args.output_dir)
+    run_dir = find_run(args.run, args.output_dir)
     state = stop_run(run_dir, timeout=args.wait)
     print(f"{run_dir.name}: {'stop requested' if state in ('starting', 'running') else state}")
     return 0
@@ -188,7 +203,7 @@ def cmd_resume(args) -> int:
     from cockpit.launch import check_resumable, resume_layout, resume_run, single_process
     from cockpit.rundir import write_status
 
-    run_dir = resolve_run(args.run, args.output_dir)
+    run_dir = find_run(args.run, args.output_dir)
     layout = resume_layout(run_dir, args.num_processes, args.accelerate_config)
     if args.foreground and single_process(*layout):
         check_resumable(run_dir)

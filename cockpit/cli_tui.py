@@ -17,12 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from cockpit import events as ev
-from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError
 from cockpit.follow import fmt_bytes, fmt_duration, fmt_num, num, summary_line
-from cockpit.rundir import resolve_run
-
-DEFAULT_RUNS = TrainConfig.output_dir
+from cockpit.runs_registry import DEFAULT_RUNS_ROOT, find_run
 
 
 def register(sub) -> None:
@@ -50,7 +47,9 @@ def register(sub) -> None:
 
 
 def _ui_options(p) -> None:
-    p.add_argument("--output-dir", default=DEFAULT_RUNS, help=f"root of the run directories (default {DEFAULT_RUNS})")
+    p.add_argument("--output-dir", default=None,
+                   help=f"this runs directory only, for new runs too (default: runs of every runs directory "
+                        f"llm-cockpit knows are shown, new runs go to {DEFAULT_RUNS_ROOT} here)")
     p.add_argument("--light", action="store_true", help="colours for a light terminal background")
 
 
@@ -59,7 +58,7 @@ def default_handler(parser):
     del parser  # the cockpit needs no arguments
 
     def handler(args) -> int:
-        return _run_app(start="wizard", output_dir=getattr(args, "output_dir", DEFAULT_RUNS),
+        return _run_app(start="wizard", output_dir=getattr(args, "output_dir", None),
                         light=getattr(args, "light", False))
 
     return handler
@@ -73,12 +72,12 @@ def cmd_wizard(args) -> int:
     if args.plain:
         from screens.plain_wizard import run_plain_wizard
 
-        return run_plain_wizard(output_dir=Path(args.output_dir))
+        return run_plain_wizard(output_dir=args.output_dir)
     return _run_app(start="wizard", output_dir=args.output_dir, light=args.light)
 
 
 def cmd_attach(args) -> int:
-    run_dir = resolve_run(args.run, args.output_dir)
+    run_dir = find_run(args.run, args.output_dir)
     if args.plain:
         return attach_plain(run_dir, interval=args.interval)
     return _run_app(start="dashboard", output_dir=args.output_dir, run_dir=run_dir, light=args.light)
@@ -90,7 +89,7 @@ def _require_terminal() -> None:
                            "use  llm-cockpit wizard --plain  or  llm-cockpit attach --plain")
 
 
-def _run_app(*, start: str, output_dir: str | Path, run_dir: Path | None = None, light: bool = False) -> int:
+def _run_app(*, start: str, output_dir: str | Path | None, run_dir: Path | None = None, light: bool = False) -> int:
     _require_terminal()
     from screens.app import CockpitApp
 

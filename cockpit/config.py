@@ -25,6 +25,7 @@ import yaml
 
 from cockpit.errors import CockpitError
 from cockpit.paths import PRESETS_DIR
+from cockpit.runs_registry import DEFAULT_RUNS_ROOT
 
 METHODS = ("full", "lora", "int8", "qlora")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
@@ -45,7 +46,9 @@ class TrainConfig:
     data: str = "data/dsl_train.jsonl"
     """Training data: a JSONL, JSON, CSV, TSV or Parquet file, a directory or glob of them, a
     dataset saved with datasets' save_to_disk, or a Hugging Face Hub dataset as hf:ORG/NAME.
-    Formats: prompt/completion, chat messages, Alpaca, ShareGPT, plain text (see data_format)."""
+    Formats: prompt/completion, chat messages, Alpaca, ShareGPT, plain text (see data_format).
+    A relative path is stored absolute in the run (one that exists only in the bundled data,
+    like this default, names the bundled file)."""
 
     eval_data: str | None = None
     """Held-out data (any source ``data`` accepts; hf:ORG/NAME:test picks a hub split); when
@@ -158,11 +161,20 @@ class TrainConfig:
     seed: int = 42
     """Seed for weights init, data order and dropout: the same seed gives the same run."""
 
-    output_dir: str = "outputs/runs"
-    """Root of the run directories; each run gets a timestamped directory, ``latest`` points at the newest."""
+    output_dir: str = DEFAULT_RUNS_ROOT
+    """Root of the run directories (relative: to the current directory); each run gets a
+    timestamped directory, ``latest`` points at the newest. Every root is remembered, so
+    ``llm-cockpit runs`` finds its runs from any directory."""
 
     run_name: str | None = None
     """Optional suffix of the run directory's name."""
+
+    model_path: str | None = None
+    """Where ``model`` is on this machine, recorded when the run is created (any value given
+    is replaced): the model directory itself, the materialized copy of the bundled model or
+    of a .gguf file in the cache, or a hub model's downloaded snapshot (empty when the
+    trainer still has to download it). Informational: training, eval and export resolve
+    ``model`` again."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -23,5 +23,5 @@ def require_free_space(path: Path, need: int = MIN_FREE_BYTES, what: str = "this
     if free < need:
         raise CockpitError(
             f"only {free / 2**30:.2f} GiB free under {path}, {what} needs about {need / 2**30:.2f} GiB",
-            "free some space (old runs under outputs/runs) or point output_dir= at another disk",
+            "free some space (llm-cockpit runs lists the old runs) or point output_dir= at another disk",
         )

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from cockpit.config import TrainConfig, load_config_file
+from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError
-from cockpit.rundir import CONFIG_FILE, atomic_write_json
+from cockpit.run_config import load_run_config
+from cockpit.rundir import atomic_write_json
 
 log = logging.getLogger(__name__)
 EVAL_FILE = "eval.json"
@@ -66,7 +67,7 @@ def load_inference_model(spec: str, adapter: Path | None = None):
 
 def load_run_model(run_dir: Path):
     """The trained model of a finished run (adapter on its base, or full weights)."""
-    cfg = load_config_file(run_dir / CONFIG_FILE)
+    cfg = load_run_config(run_dir)
     model_dir = run_dir / "model"
     if not model_dir.is_dir():
         raise CockpitError(f"run {run_dir.name} has no trained model yet (no model/ directory)",
@@ -157,7 +158,7 @@ def eval_examples(data: str | None, cfg: TrainConfig | None):
 def evaluate_run(run_dir: Path, data: str | None = None, baseline: bool = False, max_new_tokens: int = 96,
                  limit: int | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Evaluate a run (and optionally its base model) and write ``eval.json``."""
-    cfg = load_config_file(run_dir / CONFIG_FILE)
+    cfg = load_run_config(run_dir)
     examples, source = eval_examples(data, cfg)
     examples = examples[:limit] if limit else examples
     model, tok = load_run_model(run_dir)

@@ -26,6 +26,8 @@ from typing import Any
 
 import psutil
 
+from cockpit.runs_registry import DEFAULT_RUNS_ROOT
+
 BF16_MIN_CAPABILITY = (8, 0)  # Ampere and newer have bf16 tensor cores
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter number
 CPU_MMAP_THRESHOLD = 64 * 1024
@@ -84,7 +86,8 @@ class HardwareProfile:
         return d
 
 
-def detect_hardware(output_dir: str | os.PathLike[str] = "outputs/runs", nvml: ModuleType | None = None) -> HardwareProfile:
+def detect_hardware(output_dir: str | os.PathLike[str] = DEFAULT_RUNS_ROOT,
+                    nvml: ModuleType | None = None) -> HardwareProfile:
     """Probe this machine. ``nvml`` replaces the ``pynvml`` module (tests use a stand-in)."""
     profile = HardwareProfile()
     _probe_gpus(profile, nvml)

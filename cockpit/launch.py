@@ -17,8 +17,10 @@ from pathlib import Path
 
 from cockpit.config import TrainConfig, config_to_yaml
 from cockpit.errors import CockpitError
-from cockpit.rundir import (ACTIVE_STATES, CONFIG_FILE, LOG_FILE, create_run_dir, effective_status, pid_alive,
-                            read_status, write_status)
+from cockpit.run_config import finalize_config
+from cockpit.rundir import (ACTIVE_STATES, CONFIG_FILE, LOG_FILE, atomic_write_text, create_run_dir, effective_status,
+                            pid_alive, read_status, write_status)
+from cockpit.runs_registry import register_root
 
 CONFIG_HEADER = ("# The resolved configuration of this run (preset + config file + overrides).\n"
                  "# Secrets are never stored here: tokens come from the environment or the HF login.\n")
@@ -43,10 +45,14 @@ def preflight(cfg: TrainConfig, progress=None) -> None:
 
 
 def prepare_run(cfg: TrainConfig, progress=None) -> Path:
-    """Create the run directory with ``config_used.yaml`` and a ``starting`` status."""
+    """Create the run directory with ``config_used.yaml`` (every path resolved, so the run
+    is self-contained: :func:`cockpit.run_config.finalize_config`) and a ``starting``
+    status, and remember its runs root so the run is found from any directory."""
+    cfg = finalize_config(cfg)
     preflight(cfg, progress)
     run_dir = create_run_dir(cfg.output_dir, cfg.run_name)
-    (run_dir / CONFIG_FILE).write_text(CONFIG_HEADER + config_to_yaml(cfg), encoding="utf-8")
+    register_root(run_dir.parent)
+    atomic_write_text(run_dir / CONFIG_FILE, CONFIG_HEADER + config_to_yaml(cfg))
     write_status(run_dir, state="starting", pid=None, model=cfg.model, method=cfg.method, step=0,
                  total_steps=0, started=time.time())
     return run_dir

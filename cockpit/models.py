@@ -43,6 +43,7 @@ BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_ALIASES = {"smollm2-135m", "bundled", BUNDLED_MODEL.lower()}
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MARKER = ".cockpit-complete"
+_BUNDLED_DIR = "smollm2-135m-instruct"  # the materialized bundled model in the cache
 
 
 @dataclass(frozen=True)
@@ -161,12 +162,12 @@ def materialize_gguf(gguf: Path, out: Path) -> Path:
 
 def bundled_model_dir() -> Path:
     """The bundled SmolLM2-135M-Instruct as a safetensors directory (materialized once)."""
-    return materialize_gguf(bundled_gguf_path(), models_cache() / "smollm2-135m-instruct")
+    return materialize_gguf(bundled_gguf_path(), models_cache() / _BUNDLED_DIR)
 
 
 def bundled_tokenizer_dir() -> Path:
     """Just the bundled tokenizer (a few seconds the first time; for tests and tiny models)."""
-    full = models_cache() / "smollm2-135m-instruct"
+    full = models_cache() / _BUNDLED_DIR
     if _complete(full):
         return full
     return _materialize_tokenizer(bundled_gguf_path(), models_cache() / "smollm2-135m-tokenizer")
@@ -250,11 +251,41 @@ def local_tokenizer_dir(spec: str) -> Path | None:
     return None  # a .gguf file: its tokenizer comes out of the conversion the trainer does
 
 
-def _resolve_gguf(spec: str, gguf: Path) -> ResolvedModel:
+def _gguf_cache_dir(gguf: Path) -> Path:
+    """Where a GGUF file is materialized (a new file or a changed one gets a new directory)."""
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    out = models_cache() / f"gguf-{gguf.stem[:40]}-{key}"
-    return ResolvedModel(spec, materialize_gguf(gguf, out), "gguf")
+    return models_cache() / f"gguf-{gguf.stem[:40]}-{key}"
+
+
+def _resolve_gguf(spec: str, gguf: Path) -> ResolvedModel:
+    return ResolvedModel(spec, materialize_gguf(gguf, _gguf_cache_dir(gguf)), "gguf")
+
+
+def locate_model(spec: str) -> Path | None:
+    """The directory :func:`resolve_model` answers for ``spec``, found cheaply: nothing is
+    loaded, converted or downloaded. A local directory is itself; the bundled model and a
+    .gguf file name their materialized copy in the cache (made by the trainer if it is not
+    there yet); a hub id names its snapshot in the Hugging Face cache when it is already
+    downloaded, else None (the trainer downloads it).
+
+    Raises :class:`CockpitError` like :func:`check_model_spec` for a path that is not a model.
+    """
+    spec = str(spec).strip()
+    kind = check_model_spec(spec)
+    if kind == "bundled":
+        return models_cache() / _BUNDLED_DIR
+    path = Path(spec).expanduser()
+    if kind == "local":
+        return path.resolve()
+    if kind == "gguf":
+        return _gguf_cache_dir(path if path.is_file() else sorted(path.glob("*.gguf"))[0])
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(spec, allow_patterns=_HUB_PATTERNS, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not in the cache (or no hub library): the trainer fetches it
+        return None
 
 
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*"]

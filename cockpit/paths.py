@@ -1,4 +1,4 @@
-"""Where the project's bundled files and the user's cache live."""
+"""Where the project's bundled files, the user's cache and the user's state live."""
 
 from __future__ import annotations
 
@@ -17,3 +17,13 @@ def cache_dir() -> Path:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "llm-cockpit"
+
+
+def state_dir() -> Path:
+    """What llm-cockpit remembers between sessions (the runs registry): ``$LLM_COCKPIT_HOME``,
+    else ``$XDG_STATE_HOME/llm-cockpit``, else ``~/.local/state/llm-cockpit``."""
+    env = os.environ.get("LLM_COCKPIT_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "llm-cockpit"

@@ -211,26 +211,45 @@ def list_runs(output_dir: str | os.PathLike[str]) -> list[RunInfo]:
     return [run_info(p) for p in sorted(dirs, key=lambda p: p.name)]
 
 
+def as_run_path(spec: str, hint: str = "list runs with: llm-cockpit runs") -> Path | None:
+    """``spec`` as the path of a run directory (resolved), or None when it names no directory.
+
+    A directory that is not a run is an error (``hint`` says where to look instead)."""
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        return None
+    if not (path / STATUS_FILE).exists() and not (path / CONFIG_FILE).exists():
+        raise CockpitError(f"{path} is not a run directory (no status.json)", hint)
+    return path.resolve()
+
+
+def matching_runs(root: str | os.PathLike[str], spec: str) -> list[Path]:
+    """The run directories under ``root`` named ``spec``, else those whose name starts with it
+    (an exact name wins, so a run is never ambiguous with its own ``.2`` sibling)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name.startswith(spec))
+    return [p for p in dirs if p.name == spec] or dirs
+
+
 def resolve_run(spec: str | None, output_dir: str | os.PathLike[str]) -> Path:
     """Find a run from what a user typed: nothing or ``latest``, a run name (or a unique
-    prefix of one) under ``output_dir``, or a path."""
+    prefix of one) under ``output_dir`` only, or a path. Every root at once:
+    :func:`cockpit.runs_registry.find_run`."""
     root = Path(output_dir)
     if spec in (None, "", LATEST):
         link = root / LATEST
         if link.exists():
             return link.resolve()
         raise CockpitError(f"no runs yet under {root}", "start one with: llm-cockpit train")
-    path = Path(spec)
-    if path.is_dir():
-        if not (path / STATUS_FILE).exists() and not (path / CONFIG_FILE).exists():
-            raise CockpitError(f"{path} is not a run directory (no status.json)",
-                               f"list runs with: llm-cockpit runs --output-dir {root}")
-        return path.resolve()
-    if root.is_dir():
-        matches = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name.startswith(spec))
-        if len(matches) == 1:
-            return matches[0].resolve()
-        if len(matches) > 1:
-            names = ", ".join(p.name for p in matches[:5])
-            raise CockpitError(f"run {spec!r} is ambiguous: {names}", "type more of the name")
+    path = as_run_path(spec, f"list runs with: llm-cockpit runs --output-dir {root}")
+    if path is not None:
+        return path
+    matches = matching_runs(root, spec)
+    if len(matches) == 1:
+        return matches[0].resolve()
+    if len(matches) > 1:
+        names = ", ".join(p.name for p in matches[:5])
+        raise CockpitError(f"run {spec!r} is ambiguous: {names}", "type more of the name")
     raise CockpitError(f"no run named {spec!r} under {root}", "list runs with: llm-cockpit runs")

@@ -20,10 +20,11 @@ from typing import Any
 from cockpit import events as ev
 from cockpit.advice import ADVICE
 from cockpit.callbacks import CHECKPOINT_MARKER, EventCallback, StopFlag, TokenCounter
-from cockpit.config import TrainConfig, load_config_file
+from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError, exception_line
 from cockpit.recipe import count_tokens, emit_error, load_model, load_tokenizer, pick_precision, trainable_parameters
-from cockpit.rundir import CONFIG_FILE, EVENTS_FILE, read_status, write_status
+from cockpit.run_config import load_run_config
+from cockpit.rundir import EVENTS_FILE, read_status, write_status
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ class TrainingRun:
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 self._fail(f"the disk is full while writing {exc.filename or self.run_dir}",
-                           "free some space (old checkpoints under outputs/runs) or set output_dir= elsewhere", step)
+                           f"free some space (old checkpoints under {self.run_dir.parent}) "
+                           "or set output_dir= elsewhere", step)
             else:
                 self._fail(f"{type(exc).__name__}: {exc}", "see train.log in the run directory", step)
         except Exception as exc:  # noqa: BLE001 - every failure ends the run as 'failed' with a line
@@ -122,7 +124,7 @@ class TrainingRun:
         transformers.utils.logging.disable_progress_bar()
         # Deprecation notices about transformers' own internals say nothing to a user.
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
-        self.cfg = cfg = load_config_file(self.run_dir / CONFIG_FILE)
+        self.cfg = cfg = load_run_config(self.run_dir)
         transformers.set_seed(cfg.seed)
         resolved = resolve_model(cfg.model)
         self.model_path = resolved.path

@@ -17,7 +17,6 @@ from textual.app import App
 from textual.binding import Binding
 from textual.widgets import Input, TextArea
 
-from cockpit.config import TrainConfig
 from screens import services
 
 StartMode = Literal["wizard", "dashboard", "runs"]
@@ -30,18 +29,20 @@ class CockpitApp(App[None]):
     (``attach``) or the runs list. ``now`` returns the current unix time; tests inject
     a fixed clock so ages on screen are reproducible. ``engine`` is the wizard's link to
     the engine (:class:`screens.wizard_engine.WizardEngine`); tests pass one with fixed
-    hardware so snapshots match on any machine.
+    hardware so snapshots match on any machine. ``output_dir`` (``--output-dir``) limits the
+    runs shown to that runs directory and puts new runs there; None shows the runs of every
+    runs directory llm-cockpit knows (new runs go to ``outputs/runs`` here).
     """
 
     TITLE = "llm-cockpit"
     CSS_PATH = "app.tcss"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
 
-    def __init__(self, *, output_dir: str | Path = TrainConfig.output_dir, start: StartMode = "wizard",
+    def __init__(self, *, output_dir: str | Path | None = None, start: StartMode = "wizard",
                  run_dir: str | Path | None = None, now: Callable[[], float] = time.time,
                  engine=None, interval: float = 0.25, light: bool = False, cursor_blink: bool = True) -> None:
         super().__init__()
-        self.output_dir = Path(output_dir)
+        self.output_dir = Path(output_dir) if output_dir is not None else None
         self.start_mode = start
         self.run_dir = Path(run_dir) if run_dir else None
         self.now = now

@@ -50,7 +50,7 @@ class PlainWizard:
     # -- the steps -----------------------------------------------------------------------
     def welcome(self) -> Path | None:
         """None: a new run; else the run to follow."""
-        runs = list_runs(self.engine.output_dir)
+        runs = list_runs(self.engine.explicit_root)
         if not runs:
             return None
         now = (self.now or time.time)()
@@ -176,7 +176,7 @@ def _positive(text: str) -> bool | str:
     return True if text.strip().isdigit() and int(text) > 0 else "a whole number above 0"
 
 
-def run_plain_wizard(output_dir: Path) -> int:
+def run_plain_wizard(output_dir: str | Path | None = None) -> int:
     """The ``wizard --plain`` command: ask, start, and offer to follow the run here."""
     from cockpit.cli_tui import attach_plain
 

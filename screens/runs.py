@@ -1,4 +1,4 @@
-"""The runs screen: every run under the output directory, newest first."""
+"""The runs screen: every run (of every known runs directory, or of ``--output-dir``), newest first."""
 
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ class RunsScreen(Screen[None]):
         Binding("question_mark", "help", "Help", key_display="?"),
     ]
 
-    def __init__(self, output_dir: str | Path) -> None:
+    def __init__(self, output_dir: str | Path | None) -> None:
         super().__init__()
-        self.output_dir = Path(output_dir)
+        self.output_dir = Path(output_dir) if output_dir is not None else None  # None: every known runs directory
 
     def compose(self) -> ComposeResult:
-        yield Static(f" Runs in {self.output_dir}", id="runs-title")
+        yield Static(f" Runs in {services.runs_place(self.output_dir)}", id="runs-title")
         yield RunsTable(id="runs-table")
         yield Static(id="runs-empty")
         yield Footer()

@@ -17,9 +17,10 @@ from pathlib import Path
 from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError
 from cockpit.rundir import RunInfo
-from cockpit.rundir import list_runs as _list_runs
+from cockpit.runs_registry import DEFAULT_RUNS_ROOT, known_roots, list_all_runs
+from cockpit.runs_registry import run_spec as _run_spec
 
-__all__ = ["CockpitError", "start_run", "stop_run", "resume_run", "list_runs", "export_available",
+__all__ = ["CockpitError", "start_run", "stop_run", "resume_run", "list_runs", "runs_place", "export_available",
            "export_command", "cli_command", "run_spec"]
 
 
@@ -44,9 +45,20 @@ def resume_run(run_dir: Path) -> None:
     _resume(run_dir)
 
 
-def list_runs(output_dir: str | Path) -> list[RunInfo]:
-    """Every run under ``output_dir``, newest first (what a person looks for first)."""
-    return list(reversed(_list_runs(output_dir)))
+def list_runs(output_dir: str | Path | None) -> list[RunInfo]:
+    """Every run under ``output_dir`` (None: of every runs directory llm-cockpit knows),
+    newest first (what a person looks for first)."""
+    return list(reversed(list_all_runs(output_dir)))
+
+
+def runs_place(output_dir: str | Path | None) -> str:
+    """Where :func:`list_runs` looks, in words for a title or a status line."""
+    if output_dir is not None:
+        return str(output_dir)
+    roots = known_roots()
+    if len(roots) == 1:
+        return str(roots[0])
+    return f"{len(roots)} runs directories" if roots else f"{DEFAULT_RUNS_ROOT} (none remembered elsewhere)"
 
 
 def export_available() -> bool:
@@ -60,11 +72,9 @@ def cli_command(*args: str) -> list[str]:
 
 
 def run_spec(run_dir: Path) -> str:
-    """How to name a run on the command line: its name under the default runs directory,
-    else its path (``attach``, ``resume`` and ``export`` accept both)."""
-    run_dir = Path(run_dir)
-    default_root = Path(TrainConfig.output_dir).resolve()
-    return run_dir.name if run_dir.resolve().parent == default_root else str(run_dir)
+    """How to name a run on the command line: its name when that finds it, else its path
+    (``attach``, ``resume`` and ``export`` accept both; :func:`cockpit.runs_registry.run_spec`)."""
+    return _run_spec(run_dir)
 
 
 def export_command(run_dir: Path, target: str = "ollama", quant: str | None = None,

@@ -38,9 +38,9 @@ class WelcomeScreen(WizardStep[WelcomeChoice]):
     STEP = 0
     NEXT_LABEL = "Continue"
 
-    def __init__(self, output_dir: Path) -> None:
+    def __init__(self, output_dir: Path | None) -> None:
         super().__init__()
-        self.output_dir = Path(output_dir)
+        self.output_dir = Path(output_dir) if output_dir is not None else None  # None: every known runs directory
         self.runs: list[RunInfo] = []
 
     def compose_body(self) -> ComposeResult:
@@ -66,8 +66,8 @@ class WelcomeScreen(WizardStep[WelcomeChoice]):
             options.add_option(Option("  The runs list…", id="runs"))
         options.highlighted = 0
         options.focus()
-        self.set_status(f"{len(self.runs)} run(s) in {self.output_dir}" if self.runs else
-                        f"No runs yet in {self.output_dir}")
+        place = services.runs_place(self.output_dir)
+        self.set_status(f"{len(self.runs)} run(s) in {place}" if self.runs else f"No runs yet in {place}")
 
     @on(OptionList.OptionSelected)
     def _selected(self) -> None:

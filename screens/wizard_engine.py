@@ -13,6 +13,7 @@ and screens call them from worker threads.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,10 @@ from typing import Any
 
 from cockpit.config import BUNDLED_MODEL, DEFAULT_PRESET, TrainConfig, build_config, config_from_dict
 from cockpit.errors import CockpitError
-from cockpit.paths import DATA_DIR, REPO_ROOT
+from cockpit.run_config import resolve_data_path
+from cockpit.runs_registry import DEFAULT_RUNS_ROOT
 
-DEMO_DATA = "data/dsl_train.jsonl"
+DEMO_DATA = TrainConfig.data  # data/dsl_train.jsonl: the bundled copy when not in the project
 DEMO_EVAL = "data/dsl_eval.jsonl"
 TASK_LABELS = {
     "new": "Teach something new (language, format, facts)",
@@ -132,11 +134,16 @@ class RunEstimate:
 
 class WizardEngine:
     """The wizard's questions to the engine. ``detect`` replaces the hardware probe
-    (tests pass a fixed profile so screenshots match on every machine)."""
+    (tests pass a fixed profile so screenshots match on every machine).
 
-    def __init__(self, output_dir: str | Path = TrainConfig.output_dir, *,
+    ``output_dir`` (``--output-dir``) is where new runs go and the only place runs are
+    listed from; without it new runs go to ``outputs/runs`` here and the runs of every
+    runs directory llm-cockpit knows are listed (:mod:`cockpit.runs_registry`)."""
+
+    def __init__(self, output_dir: str | Path | None = None, *,
                  detect: Callable[[], Any] | None = None) -> None:
-        self.output_dir = Path(output_dir)
+        self.explicit_root = Path(output_dir) if output_dir is not None else None
+        self.output_dir = Path(output_dir if output_dir is not None else DEFAULT_RUNS_ROOT)
         self._detect = detect
         self._hardware: Any = None
         self._tokenizers: dict[str, tuple[Any, str]] = {}
@@ -223,15 +230,15 @@ class WizardEngine:
         from cockpit.data.report import build_report
 
         tokenizer, note = self._tokenizer(model)
-        spec = path if path.strip().startswith("hf:") else str(_resolve(path))
-        return DataView(report=build_report(spec, tokenizer, max_length, show=preview), tokenizer_note=note)
+        source = shown_path(resolve_data_path(path) or path)  # what the run will read (cockpit.run_config)
+        return DataView(report=build_report(source, tokenizer, max_length, show=preview), tokenizer_note=note)
 
     def source_problem(self, spec: str) -> str | None:
         """Why ``spec`` names no data source (missing file, empty directory, bad hub id), or None."""
-        from cockpit.data.sources import is_hub_spec, resolve_source
+        from cockpit.data.sources import resolve_source
 
         try:
-            resolve_source(spec if is_hub_spec(spec) else str(_resolve(spec)))
+            resolve_source(resolve_data_path(spec) or spec)
         except CockpitError as exc:
             return exc.message
         return None
@@ -326,17 +333,17 @@ class WizardEngine:
         return start_run(cfg)
 
 
+def shown_path(path: str) -> str:
+    """An absolute path as a person reads it here: relative when under the current directory."""
+    if not os.path.isabs(path):
+        return path  # e.g. an hf: dataset id
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def demo_data() -> tuple[str, str]:
-    """The bundled demo data (train, eval): relative when run from the project, else absolute."""
-    if Path(DEMO_DATA).is_file() and Path(DEMO_EVAL).is_file():
-        return DEMO_DATA, DEMO_EVAL
-    return str(DATA_DIR / "dsl_train.jsonl"), str(DATA_DIR / "dsl_eval.jsonl")
-
-
-def _resolve(path: str) -> Path:
-    """Data paths are relative to where the user is, else to the project (bundled data)."""
-    p = Path(path).expanduser()
-    if p.exists() or p.is_absolute():
-        return p
-    bundled = REPO_ROOT / p
-    return bundled if bundled.exists() else p
+    """The bundled demo data (train, eval) as the engine resolves it: shown relative when it
+    is under the current directory (run from the project), else absolute."""
+    return shown_path(resolve_data_path(DEMO_DATA)), shown_path(resolve_data_path(DEMO_EVAL))

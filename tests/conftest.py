@@ -6,8 +6,11 @@ the tiny model (2 layers, hidden 64) is built once per test session.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,15 +19,23 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 # Tokenized data of the tests' runs stays out of the user's cache (and its pruning).
-if "LLM_COCKPIT_DATA_CACHE" not in os.environ:
-    import atexit
-    import shutil
-    import tempfile
-
-    os.environ["LLM_COCKPIT_DATA_CACHE"] = tempfile.mkdtemp(prefix="cockpit-tokenized-")
-    atexit.register(shutil.rmtree, os.environ["LLM_COCKPIT_DATA_CACHE"], True)
+os.environ.setdefault("LLM_COCKPIT_DATA_CACHE", tempfile.mkdtemp(prefix="cockpit-tokenized-"))
+atexit.register(shutil.rmtree, os.environ["LLM_COCKPIT_DATA_CACHE"], ignore_errors=True)
+# The runs registry never lands in the real home: set before any test module builds an
+# environment for its subprocesses; each test then gets a fresh one (_cockpit_home).
+os.environ["LLM_COCKPIT_HOME"] = tempfile.mkdtemp(prefix="cockpit-home-")
+atexit.register(shutil.rmtree, os.environ["LLM_COCKPIT_HOME"], ignore_errors=True)
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _cockpit_home(tmp_path_factory, monkeypatch) -> Path:
+    """A state directory of its own per test (``LLM_COCKPIT_HOME``, inherited by the CLI and
+    trainer subprocesses): runs one test registers never show up in another."""
+    home = tmp_path_factory.mktemp("cockpit-home")
+    monkeypatch.setenv("LLM_COCKPIT_HOME", str(home))
+    return home
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cockpit.config import TrainConfig, load_config_file
+from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError
+from cockpit.run_config import load_run_config
 from cockpit.rundir import CONFIG_FILE, EVENTS_FILE, effective_status
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def load_run(run_dir: str | Path, require_finished: bool = True) -> RunSource:
     cfg_path = run_dir / CONFIG_FILE
     if not cfg_path.is_file():
         raise CockpitError(f"{run_dir} has no {CONFIG_FILE}", "give a run directory made by llm-cockpit train")
-    cfg = load_config_file(cfg_path)
+    cfg = load_run_config(run_dir)
     status = effective_status(run_dir)
     state = str(status.get("state", "unknown"))
     model_dir = run_dir / MODEL_DIR

@@ -39,6 +39,31 @@ class StopFlag:
         self.signal_name = ""
 
 
+class ThreadShareCallback(TrainerCallback):
+    """Applies :class:`cockpit.cpu_share.CpuShare`'s thread count at each step boundary
+    (``torch.set_num_threads`` acts on the calling thread: it must be the training thread)
+    and says so through ``notify(step, threads, other_cores, most)``."""
+
+    def __init__(self, share, notify: Callable[[int, int, float, int], None] | None = None) -> None:
+        self.share = share
+        self.notify = notify
+        self.current = share.most
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        want = self.share.desired
+        if want == self.current:
+            return
+        import torch
+
+        torch.set_num_threads(want)
+        self.current = want
+        if self.notify is not None:
+            self.notify(state.global_step, want, self.share.other_cores, self.share.most)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.share.stop()
+
+
 class EventCallback(TrainerCallback):
     """Turns Trainer hooks into events on ``sink`` and keeps ``status.json`` current."""
 

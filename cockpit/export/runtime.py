@@ -155,7 +155,10 @@ def install_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# The build's progress: Makefiles print "[ 42%] Building ...", Ninja (what scikit-build-core
+# picks when it can) prints "[17/254] Building ...".
 _CMAKE_PERCENT = re.compile(r"^\[\s*(\d{1,3})%\]")
+_NINJA_STEP = re.compile(r"^\[(\d+)/(\d+)\]")
 _NETWORK = ("No matching distribution found", "Could not find a version that satisfies", "NewConnectionError",
             "Failed to establish a new connection", "Temporary failure in name resolution",
             "Name or service not known", "Network is unreachable", "ConnectTimeoutError", "ReadTimeoutError",
@@ -193,8 +196,9 @@ class _PipWatcher:
         if line.startswith("ERROR:"):
             self.last_error = line
         m = _CMAKE_PERCENT.match(line)
-        if m:
-            pct = min(int(m.group(1)), 100)
+        n = None if m else _NINJA_STEP.match(line)
+        if m or n:
+            pct = min(int(m.group(1)), 100) if m else 100 * int(n.group(1)) // max(int(n.group(2)), 1)
             if pct != self.percent:
                 self.percent = pct
                 self.say(f"building llama.cpp: {pct}%", 0.05 + 0.85 * pct / 100)
@@ -202,6 +206,8 @@ class _PipWatcher:
             self.say(f"looking up {line[len('Collecting '):]} on the package index", 0.0)
         elif line.startswith("Downloading "):
             self.say("downloading " + line.rsplit("/", 1)[-1].removeprefix("Downloading "), 0.02)
+        elif line.startswith(("Using cached llama_cpp", "Processing ")) and "llama_cpp_python" in line:
+            self.say("using the wheel pip built before (seconds)", 0.5)
         elif line.startswith("Building wheel for llama"):
             self.say(f"building llama.cpp from source ({BUILD_TIME}; pip keeps the wheel for next time)", 0.05)
         elif line.startswith("Installing collected packages"):
@@ -257,7 +263,7 @@ def install(say: Say | None = None, log_to: TextIO | None = None, *, pin: str = 
     cmd = list(command) if command is not None else install_command(pin)
     log_name = getattr(log_to, "name", None) if log_to is not None else None
     log.info("installing llama.cpp's runtime: %s", " ".join(cmd))
-    say(f"installing {pin} with pip ({BUILD_TIME} when pip builds it; seconds from pip's cache)", 0.0)
+    say(f"installing {pin} with pip: seconds from pip's cache, else pip builds llama.cpp ({BUILD_TIME})", 0.0)
     watcher = _PipWatcher(say, pin)
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

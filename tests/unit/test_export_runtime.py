@@ -88,6 +88,14 @@ def importable(monkeypatch):
     monkeypatch.setitem(sys.modules, "llama_cpp", types.SimpleNamespace(__version__="0.3.36"))
 
 
+def test_ninja_build_steps_are_progress_too(tmp_path, importable):
+    seen: list[str] = []
+    lines = ["  [1/4] Building C object ggml.c.o", "  [2/4] Building CXX object llama.cpp.o", "  [4/4] Linking CXX"]
+    runtime.install(lambda m, f: seen.append(m), None, command=_fake_pip(tmp_path, lines, 0))
+    assert [m for m in seen if m.startswith("building")] == [
+        "building llama.cpp: 25%", "building llama.cpp: 50%", "building llama.cpp: 100%"]
+
+
 def test_the_install_streams_progress_and_logs_every_line(tmp_path, importable):
     seen: list[tuple[str, float | None]] = []
     log = io.StringIO()

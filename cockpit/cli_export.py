@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from typing import TextIO
@@ -154,8 +155,18 @@ class _Progress:
         self.stage, self.message, self.fraction = stage, message, fraction or 0.0
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (the TUI's Close, ``kill``) unwinds like Ctrl+C: the export's children (pip and
+    its compilers, the converter) are ended and partial files removed on the way out."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def cmd_export(args) -> int:
     """Run the export; progress on stderr, the result (or its JSON) on stdout."""
+    _stop_on_sigterm()
     if args.install_runtime and args.run is None:
         return _install_only(args)
     from cockpit.export import export_run

@@ -109,6 +109,25 @@ def _run_converter(model_dir: Path, out: Path, outtype: str, model_name: str, sa
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     except OSError as exc:
         raise CockpitError(f"could not start the GGUF converter: {exc}", f"reinstall it: {CONVERTER_INSTALL}") from exc
+    try:
+        _follow_converter(proc, out, say, tail)
+    except BaseException:  # a stop: the child goes too, and its partial file
+        proc.kill()
+        proc.wait()
+        partial.unlink(missing_ok=True)
+        raise
+    rc = proc.wait()
+    if rc != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        reason = next((ln for ln in reversed(tail) if "Error" in ln or "error" in ln), tail[-1] if tail else "no output")
+        raise CockpitError(f"llama.cpp's converter failed (exit {rc}): {reason[:300]}",
+                           "run the export doctor's checks above; the converter's full output is in the export's "
+                           "log (export/export.log in the run directory)")
+    os.replace(partial, out)
+
+
+def _follow_converter(proc: subprocess.Popen, out: Path, say: Say, tail: list[str]) -> None:
+    """Log the converter's lines and turn its "Writing: NN%" into progress."""
     assert proc.stdout is not None
     buf = b""
     last_pct = -1
@@ -124,19 +143,11 @@ def _run_converter(model_dir: Path, out: Path, outtype: str, model_name: str, sa
             if not line:
                 continue
             log.debug("converter: %s", line)
-            tail = (tail + [line])[-20:]
+            tail[:] = (tail + [line])[-20:]
             m = _PERCENT.search(line)
             if m and int(m.group(1)) != last_pct:
                 last_pct = int(m.group(1))
                 say(f"writing {out.name}: {last_pct}%", last_pct / 100)
-    rc = proc.wait()
-    if rc != 0 or not partial.is_file():
-        partial.unlink(missing_ok=True)
-        reason = next((ln for ln in reversed(tail) if "Error" in ln or "error" in ln), tail[-1] if tail else "no output")
-        raise CockpitError(f"llama.cpp's converter failed (exit {rc}): {reason[:300]}",
-                           "run the export doctor's checks above; the converter's full output is in the export's "
-                           "log (export/export.log in the run directory)")
-    os.replace(partial, out)
 
 
 def _quantize(src: Path, out: Path, quant: str, quiet: Quiet) -> None:

@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -251,6 +252,14 @@ def _lines(stream) -> Iterator[str]:
         yield buf.decode("utf-8", "replace").rstrip()
 
 
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
 def install(say: Say | None = None, log_to: TextIO | None = None, *, pin: str = LLAMA_CPP_PIN,
             command: Sequence[str] | None = None, env: dict[str, str] | None = None) -> str:
     """Install llama-cpp-python into this interpreter's environment; returns its version.
@@ -266,8 +275,9 @@ def install(say: Say | None = None, log_to: TextIO | None = None, *, pin: str = 
     say(f"installing {pin} with pip: seconds from pip's cache, else pip builds llama.cpp ({BUILD_TIME})", 0.0)
     watcher = _PipWatcher(say, pin)
     try:
+        # Its own process group: a stop must end the compilers pip starts, not pip alone.
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env if env is not None else install_env())
+                                env=env if env is not None else install_env(), start_new_session=True)
     except OSError as exc:
         raise CockpitError(f"could not start pip to install {pin}: {exc}",
                            f"install it by hand: {sys.executable} -m pip install {pin}") from exc
@@ -278,9 +288,8 @@ def install(say: Say | None = None, log_to: TextIO | None = None, *, pin: str = 
                 log_to.write(line + "\n")
                 log_to.flush()
             watcher.line(line)
-    except BaseException:
-        proc.kill()  # Ctrl+C: no pip left building in the background
-        proc.wait()
+    except BaseException:  # Ctrl+C, or the TUI's Close (SIGTERM, turned into SystemExit by the CLI)
+        _kill_group(proc)  # no pip or compiler left building in the background
         raise
     rc = proc.wait()
     if rc != 0:

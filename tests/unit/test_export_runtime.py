@@ -219,3 +219,37 @@ def test_progress_lines_one_per_stage_in_a_pipe_updated_in_place_on_a_terminal()
         printer(r)
     printer.close()
     assert tty.getvalue().count("\r\x1b[K") == 2 and tty.getvalue().endswith("[ 40%] merge: loading\n")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # a zombie has ended; only its parent has not read its exit yet
+
+
+def test_a_stopped_install_leaves_no_compiler_running(tmp_path):
+    import time
+
+    script = tmp_path / "slow_pip.py"
+    script.write_text(textwrap.dedent("""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a compiler, say
+        print(child.pid, flush=True)
+        print("Collecting llama-cpp-python==0.3.36", flush=True)
+        time.sleep(60)
+    """))
+
+    def say(message, fraction):
+        if message.startswith("looking up"):
+            raise KeyboardInterrupt  # Ctrl+C, or the CLI's SIGTERM handler, while pip builds
+
+    log = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        runtime.install(say, log, command=[sys.executable, str(script)])
+    child = int(log.getvalue().split()[0])
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child)

@@ -1,9 +1,17 @@
-"""Step 3: the model. The catalog with sizes, and base vs specialized for your task."""
+"""Step 3: the model. The catalog with sizes, and base vs specialized for your task.
+
+Below 120 columns the list, the task question and the advice stack up, and an 80x24
+terminal has 19 rows for all three: there the lead shrinks to a hint beside the heading,
+the field and the task answers take one row each (the answers side by side, in short
+words), the advice keeps the rows its longest text needs, and the list gets what is left
+(5 rows at 80x24, every model on a taller terminal). The advice is what a newcomer most
+needs to read, so it is the part that never scrolls away.
+"""
 
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, OptionList, RadioButton, RadioSet, Static
@@ -12,11 +20,13 @@ from textual.widgets.option_list import Option
 from cockpit.config import BUNDLED_MODEL
 from cockpit.errors import CockpitError
 from screens.step import WizardStep
-from screens.wizard_engine import TASK_LABELS, ModelChoice
+from screens.wizard_engine import TASK_LABELS, TASK_SHORT_LABELS, ModelChoice
 
 GB = 1e9
 LEAD = ("Start small: a 0.5-1.5B model learns a narrow skill in minutes on one GPU, the bundled (★) "
         "135M model even on a CPU, offline. Sizes are the 16-bit weights alone.")
+HINT = "★ bundled: trains on a CPU, offline · sizes: 16-bit weights"
+WIDE = 120  # the breakpoint below which the narrow layout applies (HORIZONTAL_BREAKPOINTS)
 
 
 def model_label(spec, bundled: bool) -> Text:
@@ -35,7 +45,7 @@ class ModelScreen(WizardStep[ModelChoice]):
 
     STEP = 2
     CSS_PATH = ["step.tcss", "model.tcss"]
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]
 
     def __init__(self, engine, previous: ModelChoice | None = None) -> None:
         super().__init__()
@@ -47,7 +57,9 @@ class ModelScreen(WizardStep[ModelChoice]):
             yield Static(LEAD, classes="lead")
             with Horizontal(id="model-cols"):
                 with Vertical(id="model-left"):
-                    yield Static("Which model?", classes="section")
+                    with Horizontal(id="model-heading"):
+                        yield Static("Which model?", classes="section")
+                        yield Static(HINT, id="model-hint")
                     yield OptionList(id="model-list")
                     yield Input(placeholder="…or a hub id, a model directory or a .gguf file", id="model-custom")
                 with Vertical(id="model-right"):
@@ -56,6 +68,13 @@ class ModelScreen(WizardStep[ModelChoice]):
                         for key, label in TASK_LABELS.items():
                             yield RadioButton(label, value=key == self.choice.task, name=key)
                     yield Static(id="model-advice")
+
+    def on_resize(self, event: events.Resize) -> None:
+        narrow = event.size.width < WIDE
+        labels = TASK_SHORT_LABELS if narrow else TASK_LABELS
+        for button in self.query_one("#model-task", RadioSet).query(RadioButton):
+            button.label = labels.get(button.name or "", button.label)
+        self.query_one("#model-custom", Input).compact = narrow
 
     def on_mount(self) -> None:
         options = self.query_one("#model-list", OptionList)
@@ -117,6 +136,7 @@ class ModelScreen(WizardStep[ModelChoice]):
         text.append(verdict[0] + "\n", verdict[1])
         for reason in advice.reasons:
             text.append(f"• {reason}\n")
+        text.rstrip()  # no blank row after the last reason: at 80x24 every row is counted
         advice_box.update(text)
         self.set_ready(True)
         self.set_status(f"Next: how to train {self.model.rsplit('/', 1)[-1]}.")

@@ -21,7 +21,7 @@ from cockpit.runs_registry import DEFAULT_RUNS_ROOT, known_roots, list_all_runs
 from cockpit.runs_registry import run_spec as _run_spec
 
 __all__ = ["CockpitError", "start_run", "stop_run", "resume_run", "list_runs", "runs_place", "export_available",
-           "export_command", "cli_command", "run_spec"]
+           "export_command", "cli_command", "run_spec", "llama_runtime_missing", "runtime_required", "runtime_note"]
 
 
 def start_run(cfg: TrainConfig) -> Path:
@@ -66,6 +66,27 @@ def export_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("cockpit.export", "cockpit.cli_export"))
 
 
+def llama_runtime_missing() -> bool:
+    """Whether llama.cpp's runtime (llama-cpp-python) is absent (looked up, not loaded)."""
+    from cockpit.export import runtime
+
+    return not runtime.installed()
+
+
+def runtime_required(quant: str) -> bool:
+    """Whether an export in ``quant`` cannot run at all without llama.cpp's runtime."""
+    from cockpit.export import runtime
+
+    return runtime.need_for(quant, True, library=False).quantizer_missing
+
+
+def runtime_note(quant: str) -> str:
+    """One line: what an export in ``quant`` loses without llama.cpp's runtime."""
+    from cockpit.export import runtime
+
+    return runtime.need_for(quant, True, library=False).short()
+
+
 def cli_command(*args: str) -> list[str]:
     """The ``llm-cockpit`` command line run by this interpreter (works without the script on PATH)."""
     return [sys.executable, "-m", "cockpit.cli", *args]
@@ -78,11 +99,13 @@ def run_spec(run_dir: Path) -> str:
 
 
 def export_command(run_dir: Path, target: str = "ollama", quant: str | None = None,
-                   name: str | None = None) -> str:
+                   name: str | None = None, install_runtime: bool = False) -> str:
     """The export command a person would type for this run."""
     parts = ["llm-cockpit", "export", run_spec(run_dir), "--to", target]
     if quant:
         parts += ["--quant", quant]
     if name:
         parts += ["--name", name]
+    if install_runtime:
+        parts.append("--install-runtime")
     return shlex.join(parts)

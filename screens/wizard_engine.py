@@ -31,6 +31,8 @@ TASK_LABELS = {
     "behaviour": "Change its behaviour (tone, style, persona)",
     "extend": "Extend what it does well, in its own domain",
 }
+# The same answers in a third of 80 columns: the model step's narrow layout puts them side by side.
+TASK_SHORT_LABELS = {"new": "Teach something new", "behaviour": "Change its behaviour", "extend": "Extend its own domain"}
 GPU_PRESET = "gpu-8b-workshop"
 # Effective training speed assumed for the time estimate (dense matmul FLOP/s that
 # training actually reaches): ~30% of a GPU's 16-bit peak, ~20 GFLOP/s per CPU core.

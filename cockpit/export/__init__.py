@@ -11,6 +11,8 @@ export screen both call it); the steps live in their own modules:
 * :mod:`cockpit.export.ollama`    ``ollama create`` or the HTTP API
 * :mod:`cockpit.export.verify`    llama.cpp and transformers checks of the GGUF
 * :mod:`cockpit.export.hub`       model card and upload
+* :mod:`cockpit.export.runtime`   llama.cpp's runtime: needed or not, installed on request
+* :mod:`cockpit.export.exportlog` the libraries' output, kept in ``RUN/export/export.log``
 
 Importing this package is cheap: torch, transformers and peft load inside the steps.
 """

@@ -3,7 +3,8 @@
 ``export_run`` is what both the CLI and the TUI call. It reports through an optional
 ``progress`` callable taking one :class:`ExportProgress` (stage, message, overall
 fraction 0..1); the callable runs on the exporting thread, so a TUI passes something
-that only posts a message.
+that only posts a message. What the libraries print meanwhile goes to the run's export
+log (:mod:`cockpit.export.exportlog`), not to the caller's terminal.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.errors import UsageError
-from cockpit.export import convert, doctor, hub, merge, modelfile, ollama, source, verify
+from cockpit.export import convert, doctor, hub, merge, modelfile, ollama, runtime, source, verify
+from cockpit.export.exportlog import LOG_FILE, ExportLog
 from cockpit.rundir import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -27,14 +29,19 @@ TARGETS = ("ollama", "gguf", "hf")
 QUANTS = convert.QUANTS
 REPORT_FILE = "export.json"
 # Share of the whole export each stage takes, for one overall progress bar.
-_WEIGHTS = {"prepare": 0.04, "doctor": 0.04, "merge": 0.22, "convert": 0.3, "modelfile": 0.02,
-            "verify": 0.3, "ollama": 0.08, "hub": 0.3}
+_WEIGHTS = {"prepare": 0.04, "doctor": 0.04, "install": 0.3, "merge": 0.22, "convert": 0.3, "quantize": 0.1,
+            "modelfile": 0.02, "verify": 0.3, "ollama": 0.08, "hub": 0.3}
+# What a person reads for each stage.
+STAGE_TITLES = {"prepare": "prepare", "doctor": "doctor", "install": "install llama.cpp", "merge": "merge",
+                "convert": "convert", "quantize": "quantize", "modelfile": "Modelfile", "verify": "proof",
+                "ollama": "ollama create", "hub": "upload", "done": "done"}
 
 
 @dataclass
 class ExportProgress:
-    """One progress report: ``stage`` (prepare, doctor, merge, convert, modelfile, verify,
-    ollama, hub, done), a human ``message`` and the export's overall ``fraction`` done."""
+    """One progress report: ``stage`` (prepare, doctor, install, merge, convert, quantize,
+    modelfile, verify, ollama, hub, done; :data:`STAGE_TITLES` names them for people), a human
+    ``message`` and the export's overall ``fraction`` done."""
 
     stage: str
     message: str
@@ -63,6 +70,8 @@ class ExportResult:
     planned_files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     chat_command: str | None = None
+    llama_cpp_installed: str | None = None  # the version this export installed, if it did
+    log: Path | None = None
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,7 +117,7 @@ def _safe_file_name(name: str) -> str:
 def export_run(run_dir: str | Path, target: str = "ollama", quant: str = "f16", name: str | None = None,
                dry_run: bool = False, progress: Callable[[ExportProgress], None] | None = None, *,
                verify_export: bool = True, verify_logits: bool = True, merged: bool = False,
-               private: bool = True) -> ExportResult:
+               private: bool = True, install_runtime: bool = False, echo: bool = False) -> ExportResult:
     """Export a finished run.
 
     ``target``: ``ollama`` (GGUF + Modelfile + ``ollama create``), ``gguf`` (GGUF +
@@ -116,7 +125,10 @@ def export_run(run_dir: str | Path, target: str = "ollama", quant: str = "f16", 
     ``merged`` uploads the merged model instead of the adapter). ``dry_run`` checks and
     plans without writing or uploading anything. ``verify_export`` runs the llama.cpp
     check of the GGUF, ``verify_logits`` also the (slower) transformers reload check.
-    Raises :class:`CockpitError`.
+    ``install_runtime`` installs llama.cpp's runtime first when this export needs or uses it
+    (:mod:`cockpit.export.runtime`); without it a K-quant with no quantizer here fails
+    before any work. The libraries' output goes to ``RUN/export/export.log`` (``echo``: to
+    the terminal as well). Raises :class:`CockpitError`.
     """
     started = time.monotonic()
     if target not in TARGETS:
@@ -126,9 +138,24 @@ def export_run(run_dir: str | Path, target: str = "ollama", quant: str = "f16", 
     if target == "ollama" and name is not None:
         ollama.validate_name(name)  # before any work, so a typo costs nothing
     if target == "hf":
-        result = _export_hf(run_dir, name, dry_run, progress, merged, private)
-    else:
-        result = _export_gguf(run_dir, target, quant, name, dry_run, progress, verify_export, verify_logits)
+        if not name:
+            raise UsageError("--to hf needs the repository to upload to", "add --name OWNER/REPO")
+        hub.validate_repo_id(name)
+    src = source.load_run(run_dir)
+    need = None
+    if target != "hf":  # what cannot work here is refused before anything is written, the log included
+        doctor.converter_module()
+        need = runtime.need_for(quant, verify_export)
+        if need.quantizer_missing and not install_runtime:
+            raise runtime.missing_quantizer_error(quant)
+    log_path = None if dry_run else src.export_dir / LOG_FILE
+    with ExportLog(log_path, echo=echo, title=f"{src.run_dir.name} --to {target}") as chatter:
+        if target == "hf":
+            result = _export_hf(src, name, dry_run, progress, merged, private)
+        else:
+            result = _export_gguf(src, target, quant, name, dry_run, progress, verify_export, verify_logits,
+                                  install_runtime and need.install_helps, chatter)
+    result.log = log_path
     result.seconds = round(time.monotonic() - started, 2)
     if not dry_run:
         atomic_write_json(Path(result.run_dir) / source.EXPORT_DIR / REPORT_FILE, result.to_dict())
@@ -151,22 +178,23 @@ def _default_system(tok, family: str | None) -> str | None:
     return modelfile.default_system_from(rendered, family)
 
 
-def _export_gguf(run_dir, target: str, quant: str, name: str | None, dry_run: bool, progress,
-                 verify_export: bool, verify_logits: bool) -> ExportResult:
-    stages = ["prepare", "doctor", "merge", "convert", "modelfile"]
+def _export_gguf(src: source.RunSource, target: str, quant: str, name: str | None, dry_run: bool, progress,
+                 verify_export: bool, verify_logits: bool, install: bool, chatter: ExportLog) -> ExportResult:
+    stages = ["prepare", "doctor"] + (["install"] if install and not dry_run else []) + ["merge", "convert"]
+    stages += (["quantize"] if quant in convert.K_QUANTS else []) + ["modelfile"]
     stages += (["verify"] if verify_export else []) + (["ollama"] if target == "ollama" else [])
     rep = _Reporter(progress, stages)
     say = rep.stage("prepare")
-    say("reading the run", 0.0)
-    src = source.load_run(run_dir)
+    say(f"reading the run {src.run_dir.name}", 0.0)
     name = name or src.default_name()
     if target == "ollama":
         ollama.validate_name(name)
     result = ExportResult(target=target, quant=quant, run_dir=src.run_dir, name=name, dry_run=dry_run)
-    convert.check_quant_tools(quant)
+    if install and dry_run:
+        result.warnings.append(f"{runtime.LLAMA_CPP_PIN} would be installed first ({runtime.BUILD_TIME})")
     base_dir = source.base_model_dir(src) if src.is_adapter else None
     pf = merge.preflight(src, base_dir, quant, need_merge=src.is_adapter)
-    result.preflight = pf.to_dict()
+    result.preflight = {**pf.to_dict(), "summary": pf.summary()}
     say(pf.summary(), 1.0)
 
     say = rep.stage("doctor")
@@ -195,6 +223,9 @@ def _export_gguf(run_dir, target: str, quant: str, name: str | None, dry_run: bo
         rep.done("dry run: nothing was written")
         return result
 
+    if install:
+        result.llama_cpp_installed = runtime.install(rep.stage("install"), chatter.stream)
+
     say = rep.stage("merge")
     src.export_dir.mkdir(parents=True, exist_ok=True)
     if src.is_adapter:
@@ -204,7 +235,9 @@ def _export_gguf(run_dir, target: str, quant: str, name: str | None, dry_run: bo
         hf_dir = src.model_dir
         say("full fine-tune: the model is converted as saved", 1.0)
 
-    result.gguf = convert.convert_to_gguf(hf_dir, gguf_path, quant, name, rep.stage("convert"))
+    result.gguf = convert.convert_to_gguf(
+        hf_dir, gguf_path, quant, name, rep.stage("convert"),
+        quantize_say=rep.stage("quantize") if quant in convert.K_QUANTS else None, quiet=chatter.native)
 
     say = rep.stage("modelfile")
     atomic_write_text(mf_path, spec.text)
@@ -214,7 +247,7 @@ def _export_gguf(run_dir, target: str, quant: str, name: str | None, dry_run: bo
     if verify_export:
         rep_v = verify.verify_export(hf_dir, gguf_path, src.probes, system_prompt=src.system_prompt,
                                      max_new_tokens=min(src.cfg.sample_max_new_tokens, 64),
-                                     logits_check=verify_logits, say=rep.stage("verify"))
+                                     logits_check=verify_logits, say=rep.stage("verify"), quiet=chatter.native)
         result.verify = rep_v.to_dict()
         result.verify_summary = rep_v.summary()
         result.warnings += rep_v.notes
@@ -231,14 +264,11 @@ def _export_gguf(run_dir, target: str, quant: str, name: str | None, dry_run: bo
     return result
 
 
-def _export_hf(run_dir, name: str | None, dry_run: bool, progress, merged: bool, private: bool) -> ExportResult:
-    if not name:
-        raise UsageError("--to hf needs the repository to upload to", "add --name OWNER/REPO")
-    hub.validate_repo_id(name)
+def _export_hf(src: source.RunSource, name: str | None, dry_run: bool, progress, merged: bool,
+               private: bool) -> ExportResult:
     stages = ["prepare"] + (["merge"] if merged else []) + ["hub"]
     rep = _Reporter(progress, stages)
     say = rep.stage("prepare")
-    src = source.load_run(run_dir)
     result = ExportResult(target="hf", quant=None, run_dir=src.run_dir, name=name, dry_run=dry_run)
     if merged and not src.is_adapter:
         result.warnings.append("--merged has no effect: this run trained all weights (method full)")
@@ -247,7 +277,7 @@ def _export_hf(run_dir, name: str | None, dry_run: bool, progress, merged: bool,
     if kind == "merged":
         base_dir = source.base_model_dir(src)
         pf = merge.preflight(src, base_dir, "f16", need_merge=True)
-        result.preflight = pf.to_dict()
+        result.preflight = {**pf.to_dict(), "summary": pf.summary()}
         say(pf.summary(), 1.0)
         folder = src.export_dir / merge.MERGED_DIR
         if dry_run and not merge.merged_is_current(src, base_dir):

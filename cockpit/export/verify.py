@@ -16,20 +16,23 @@ along the HF answers (llama.cpp fed the HF answer so far), which one early tie c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 from cockpit.errors import exception_line
+from cockpit.export import runtime
 from cockpit.export.modelfile import END_OF_TURN, detect_family
 
 log = logging.getLogger(__name__)
 
-LLAMA_CPP_PIN = "llama-cpp-python==0.3.36"
+LLAMA_CPP_PIN = runtime.LLAMA_CPP_PIN
 Say = Callable[[str, float | None], None]
+Quiet = Callable[[], ContextManager[Any]]
 
 
 @dataclass
@@ -80,6 +83,9 @@ class VerifyReport:
                          f"probe prompts (token agreement {self.token_agreement:.1%}, next-token agreement along "
                          f"the HF answers {self.forced_agreement:.1%}; tokenizer identical on "
                          f"{self.tokenizer_matches}/{len(self.prompts)})")
+        elif self.llama_cpp == "skipped":
+            parts.append("llama.cpp check skipped (llama-cpp-python is not installed: export again with "
+                         "--install-runtime)")
         else:
             parts.append(f"llama.cpp check {self.llama_cpp}")
         if self.gguf_top1_agreement is not None:
@@ -146,12 +152,8 @@ def hf_greedy(model, ids: list[int], stops: list[int], max_new_tokens: int, pad_
 
 
 def llama_cpp_available() -> str | None:
-    """None when llama_cpp imports, else why not."""
-    try:
-        import llama_cpp  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - ImportError, or its native library failing to load
-        return f"llama-cpp-python is not importable ({type(exc).__name__}: {exc}); install it with: pip install {LLAMA_CPP_PIN}"
-    return None
+    """None when llama_cpp imports, else why not (:func:`cockpit.export.runtime.library_missing`)."""
+    return runtime.library_missing()
 
 
 def _llama_greedy(llm, ids: list[int], stops: set[int], max_new_tokens: int) -> list[int]:
@@ -183,8 +185,15 @@ def _forced_matches(llm, ids: list[int], answer: list[int]) -> int:
 
 
 def verify_export(hf_dir: Path, gguf: Path, prompts: list[str], *, system_prompt: str | None = None,
-                  max_new_tokens: int = 48, logits_check: bool = True, say: Say | None = None) -> VerifyReport:
-    """Run both checks of ``gguf`` against the HF model in ``hf_dir``."""
+                  max_new_tokens: int = 48, logits_check: bool = True, say: Say | None = None,
+                  quiet: Quiet | None = None) -> VerifyReport:
+    """Run both checks of ``gguf`` against the HF model in ``hf_dir``.
+
+    ``quiet()`` is entered around the native calls (llama.cpp, the GGUF reload), so an export
+    can send what their C code writes to the terminal into its log; ``say`` is never called
+    inside it.
+    """
+    quiet = quiet or contextlib.nullcontext
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -201,16 +210,19 @@ def verify_export(hf_dir: Path, gguf: Path, prompts: list[str], *, system_prompt
     say("greedy answers of the HF model", 0.15)
     hf_out = [hf_greedy(model, ids, stops, max_new_tokens, tok.pad_token_id) for ids, _, _ in inputs]
 
-    reason = llama_cpp_available()
+    reason = runtime.import_problem()
     if reason is not None:
+        log.info("llama.cpp check skipped: %s", reason)
         report.llama_cpp = "skipped"
-        report.notes.append(reason)
+        report.notes.append(runtime.proof_skipped_note())
     else:
         say("greedy answers of llama.cpp on the GGUF", 0.45)
-        _run_llama_cpp(report, gguf, prompts, inputs, hf_out, stops, max_new_tokens, tok)
+        with quiet():
+            _run_llama_cpp(report, gguf, prompts, inputs, hf_out, stops, max_new_tokens, tok)
     if logits_check:
         say("reloading the GGUF with transformers to compare logits", 0.7)
-        _logits_check(report, model, gguf, [ids for ids, _, _ in inputs])
+        with quiet():
+            _logits_check(report, model, gguf, [ids for ids, _, _ in inputs])
     say(report.summary(), 1.0)
     return report
 

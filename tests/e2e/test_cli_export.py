@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,8 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(*args, env=None, timeout=600):
+    # stdin is no terminal, as in CI or the TUI's export screen: nothing may wait for an answer
     return subprocess.run([sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=timeout, env=env, check=False)
+                          timeout=timeout, env=env, check=False, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +98,64 @@ def test_export_to_ollama_without_ollama_prints_the_command(trained_run):
     assert f"chat       ollama create dsl-e2e -f {trained_run / 'export' / 'Modelfile'} && ollama run dsl-e2e" \
         in out.stdout
     assert "doctor     ok" in out.stdout and "proof      " in out.stdout
+
+
+STAGE = re.compile(r"^\[\s*\d+%\] ([^:]+): ", re.M)
+# What the libraries print during an export: loader dumps, progress bars, warnings, converter lines.
+CHATTER = ("llama_model_loader", "llama_model_quantize", "Loading weights", "Writing model shards", "Warning",
+           "warn(", "it/s]", "INFO:hf-to-gguf", "converting to q", "WARNING ")
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run, tmp_path / run.name, ignore=shutil.ignore_patterns("export")))
+
+
+def _without_llama_cpp(tmp_path: Path) -> dict[str, str]:
+    """This interpreter's environment where ``import llama_cpp`` fails, as on a machine without it."""
+    shim = tmp_path / "no-llama" / "llama_cpp"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text('raise ImportError("llama-cpp-python is not installed (test stand-in)")\n')
+    return dict(os.environ, PYTHONPATH=str(shim.parent), PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin")
+
+
+def test_export_without_llama_cpp_writes_the_gguf_and_names_the_skipped_proof(trained_run, tmp_path):
+    run = _copy(trained_run, tmp_path)
+    out = cli("export", str(run), "--to", "gguf", "--quant", "q8_0", "--name", "no-llama",
+              env=_without_llama_cpp(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert (run / "export" / "no-llama-q8_0.gguf").is_file() and (run / "export" / "Modelfile").is_file()
+    assert STAGE.findall(out.stderr) == ["prepare", "doctor", "merge", "convert", "Modelfile", "proof", "done"]
+    assert "proof      llama.cpp check skipped (llama-cpp-python is not installed" in out.stdout
+    assert ("warning: llama.cpp proof skipped: llama-cpp-python is not installed -> export again with "
+            "--install-runtime") in out.stderr
+    assert not [c for c in CHATTER if c in out.stdout + out.stderr], out.stdout + out.stderr
+    log = (run / "export" / "export.log").read_text()
+    assert "converter: INFO:hf-to-gguf" in log and "llama.cpp check skipped" in log
+    assert f"log        {run / 'export' / 'export.log'}" in out.stdout
+
+
+def test_k_quant_without_llama_cpp_and_no_terminal_fails_in_one_line_without_asking(trained_run, tmp_path):
+    run = _copy(trained_run, tmp_path)
+    out = cli("export", str(run), "--to", "gguf", "--quant", "q4_k_m", env=_without_llama_cpp(tmp_path), timeout=120)
+    assert out.returncode == 1 and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llm-cockpit: --quant q4_k_m needs llama.cpp's quantizer"), lines
+    assert "add --install-runtime" in lines[0] and "[y/N]" not in out.stderr
+    assert not (run / "export").exists()
+
+
+def test_q4_k_m_export_prints_one_line_per_stage_and_keeps_the_chatter_in_the_log(trained_run, tmp_path):
+    from cockpit.export import runtime
+
+    if runtime.import_problem():
+        pytest.skip("llama-cpp-python is not installed (make llama)")
+    run = _copy(trained_run, tmp_path)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin")  # the library's quantizer
+    out = cli("export", str(run), "--to", "gguf", "--quant", "q4_k_m", "--name", "quiet", env=env)
+    assert out.returncode == 0, out.stderr
+    assert STAGE.findall(out.stderr) == ["prepare", "doctor", "merge", "convert", "quantize", "Modelfile", "proof",
+                                         "done"]
+    assert not [c for c in CHATTER if c in out.stdout + out.stderr], out.stdout + out.stderr
+    assert "proof      llama.cpp greedy answers" in out.stdout
+    log = (run / "export" / "export.log").read_text()
+    assert "llama_model_loader" in log and "converter: INFO:hf-to-gguf" in log  # C-level and child output

@@ -9,7 +9,7 @@ import textwrap
 import threading
 import time
 
-from textual.widgets import DataTable, TabbedContent
+from textual.widgets import Checkbox, DataTable, TabbedContent
 
 from cockpit import events as ev
 from cockpit.rundir import read_status, write_status
@@ -179,6 +179,32 @@ def test_export_runs_the_export_command_and_shows_its_output(runs_copy):
                            timeout=60, what="the export's answer")
             assert log.lines[0].startswith("$ ") and "export" in log.lines[0]
             await wait_for(pilot, lambda: not screen.query_one("#run").disabled, what="the end of the command")
+
+    run_async(go())
+
+
+def test_export_without_llama_cpp_offers_the_install_ticked_for_k_quants(runs_copy):
+    app = make_app("runs", output_dir=runs_copy)
+    screen = ExportScreen(runs_copy / GPU_RUN, available=True, runtime_missing=True)
+
+    async def go():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.push_screen(screen)
+            await pilot.pause()
+            box = screen.query_one("#install-runtime", Checkbox)
+            assert "proof will be skipped" in str(screen.query_one("#runtime-note").render()) and not box.value
+            assert "--install-runtime" not in str(screen.query_one("#command").render())
+            screen.query_one("#quant").value = "q4_k_m"
+            await pilot.pause()
+            assert box.value and "q4_k_m needs llama.cpp's quantizer" in str(screen.query_one("#runtime-note").render())
+            assert str(screen.query_one("#command").render()).rstrip().endswith("--install-runtime")
+            for widget in (box, screen.query_one("#run"), screen.query_one("#log")):  # all of it fits at 80x24
+                assert screen.region.contains_region(widget.region), widget
+            await pilot.click("#run")
+            log = screen.query_one("#log")
+            await wait_for(pilot, lambda: any("has no model/ directory" in line for line in log.lines),
+                           timeout=60, what="the export's answer")
+            assert log.lines[0].endswith("--install-runtime")  # the command that ran asked for the install
 
     run_async(go())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from cockpit.config import BUNDLED_MODEL
+from screens import services
 from screens.data import DataScreen
 from screens.hardware import HardwareScreen
 from screens.method import MethodScreen
@@ -116,7 +117,8 @@ def test_dashboard_warnings(snap_compare, at_repo):
     assert snap_compare(app, press=["3"], run_before=waiting(lambda a: a.screen.state.is_final))
 
 
-def test_dashboard_export(snap_compare, at_repo):
+def test_dashboard_export(snap_compare, at_repo, monkeypatch):
+    monkeypatch.setattr(services, "llama_runtime_missing", lambda: False)  # the same screen on every machine
     app = make_app("dashboard", output_dir=RUNS, run_dir=f"{RUNS}/{GPU_RUN}")
     assert snap_compare(app, press=["e"], run_before=waiting(lambda a: a.screen.state.is_final))
 

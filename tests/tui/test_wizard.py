@@ -153,6 +153,38 @@ def test_data_step_refuses_a_broken_file_and_takes_the_demo(tmp_path, at_repo):
     run_async(go())
 
 
+def test_model_step_at_80x24_shows_the_task_question_and_the_advice_without_scrolling(tmp_path):
+    engine = make_engine(tmp_path / "runs")
+    app = make_app("runs", output_dir=tmp_path / "runs")
+    screen = ModelScreen(engine)
+
+    async def go():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.push_screen(screen)
+            await pilot.pause()
+            body = screen.query_one(".body")
+            question = screen.query_one("#model-right .section")
+            advice = screen.query_one("#model-advice")
+            assert "What should the training do?" in str(question.render())
+            assert "base model would serve this task better" in text_of(screen, "#model-advice")
+            # the default (bundled instruct model, task "new") has the longest advice of the catalog
+            for widget in (question, screen.query_one("#model-task"), advice, screen.query_one("#model-list")):
+                assert body.region.contains_region(widget.region), (widget, widget.region, body.region)
+            assert body.max_scroll_y == 0 and body.scroll_y == 0  # nothing below the fold
+            wrapped = advice.get_content_height(advice.size, screen.size, advice.content_region.width)
+            assert wrapped == 10 and advice.content_region.height >= wrapped  # every line of it drawn
+            assert screen.query_one("#model-list").region.height >= 5  # and the list still shows five models
+            labels = [str(b.label) for b in screen.query_one(RadioSet).query("RadioButton")]
+            assert labels == ["Teach something new", "Change its behaviour", "Extend its own domain"]
+            await pilot.resize_terminal(120, 40)  # the wide layout keeps the long answers and the lead
+            await pilot.pause()
+            assert str(screen.query_one(RadioSet).query("RadioButton").first().label).endswith("(language, format, facts)")
+            assert screen.query_one(".lead").display and not screen.query_one("#model-hint").display
+            assert body.region.contains_region(advice.region) and body.max_scroll_y == 0
+
+    run_async(go())
+
+
 def test_model_step_rejects_what_cannot_be_planned(tmp_path):
     engine = make_engine(tmp_path / "runs")
     app = make_app("runs", output_dir=tmp_path / "runs")

@@ -18,6 +18,8 @@ RATIOS = [
     ("3b/3", "cockpit_packed", "cockpit", None, "packing vs padding, both cockpit"),
     ("4/3", "cockpit_tui", "cockpit", 0.97, "cockpit with the dashboard vs headless"),
     ("5/3", "cockpit_ddp", "cockpit", None, "2 DDP processes vs 1 process"),
+    ("6/3", "cockpit_busy", "cockpit", 0.55, "beside a busy process vs alone"),
+    ("6b/3", "cockpit_busy_fixed", "cockpit", None, "the same, thread count fixed (before)"),
 ]
 FIRST_PAINT_TARGET_S = 0.5
 EVENT_TO_SCREEN_TARGET_S = 1.0

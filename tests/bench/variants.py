@@ -7,6 +7,11 @@
 * ``cockpit_tui`` (4): variant 3 again while ``llm-cockpit attach`` follows the run in an
   80x24 pseudo-terminal. The trainer is started exactly as in 3 (foreground, its own
   process), so its numbers compare one to one; the dashboard only adds its load.
+* ``cockpit_busy`` (6): variant 3 while another process keeps one core busy for the whole
+  run (``while True: pass``): what training keeps of its speed when a user compiles,
+  evaluates or runs anything else beside it. ``cockpit_busy_fixed`` (6b): the same with the
+  trainer's thread count fixed (``LLM_COCKPIT_CPU_SHARE=0``), as it was before the cockpit
+  learned to share the CPU.
 * ``cockpit_ddp`` (5): variant 3 with ``--num-processes 2`` (DDP through accelerate launch;
   gloo on a CPU, each rank with ``OMP_NUM_THREADS`` = cores / 2 as torchrun sets it). The
   same per-device batch on each rank, so a step sees twice the examples; the trainer runs
@@ -49,7 +54,11 @@ TRAINING_VARIANTS = {
     "cockpit_packed": "3b llm-cockpit headless, packing",
     "cockpit_tui": "4  llm-cockpit + dashboard (80x24)",
     "cockpit_ddp": "5  llm-cockpit, 2 processes (DDP)",
+    "cockpit_busy": "6  llm-cockpit beside a busy process",
+    "cockpit_busy_fixed": "6b 6 with the thread count fixed",
 }
+# A program that keeps one core busy for as long as it runs (a compile, an eval, a script).
+BUSY = [sys.executable, "-c", "while True: pass"]
 
 
 def cockpit_command() -> list[str]:
@@ -67,7 +76,8 @@ def run_variant(name: str, ctx: Context) -> dict:
             row.update(_recipe(name, ctx))
         else:
             row.update(_cockpit(name, ctx, packing=name == "cockpit_packed", with_tui=name == "cockpit_tui",
-                                processes=2 if name == "cockpit_ddp" else 1))
+                                processes=2 if name == "cockpit_ddp" else 1, busy=name.startswith("cockpit_busy"),
+                                fixed_threads=name == "cockpit_busy_fixed"))
     except Exception as exc:  # noqa: BLE001 - the table must go on with the other variants
         row["error"] = f"{type(exc).__name__}: {exc}"
     row["harness_s"] = round(time.monotonic() - t0, 2)
@@ -124,15 +134,24 @@ def _recipe(name: str, ctx: Context) -> dict:
     return row
 
 
-# -- 3, 3b and 4: the cockpit --------------------------------------------------------------
-def _cockpit(name: str, ctx: Context, *, packing: bool, with_tui: bool, processes: int = 1) -> dict:
+# -- 3, 3b, 4, 5 and 6: the cockpit --------------------------------------------------------
+def _cockpit(name: str, ctx: Context, *, packing: bool, with_tui: bool, processes: int = 1, busy: bool = False,
+             fixed_threads: bool = False) -> dict:
+    """``llm-cockpit train --foreground``; ``busy``: with a CPU-bound process beside it for the
+    whole run; ``fixed_threads``: the trainer keeps all its threads (LLM_COCKPIT_CPU_SHARE=0)."""
     out = ctx.work_dir / name
     runs = out / "runs"
     argv = cockpit_command() + ["train", "--foreground", *S.cockpit_overrides(ctx.steps, runs, packing=packing)]
     if processes > 1:
         argv += ["--num-processes", str(processes)]
+    env = None
+    if fixed_threads:
+        import os
+
+        env = {**os.environ, "LLM_COCKPIT_CPU_SHARE": "0"}
+    neighbour = spawn(BUSY, log_dir=out, name="busy") if busy else None
     started = time.monotonic()
-    trainer = spawn(argv, log_dir=out, name="train")
+    trainer = spawn(argv, log_dir=out, name="train", env=env)
     row: dict = {"log": str(out / "train.stderr"), "processes": processes}
     tui: PtyApp | None = None
     proc: ProcessResult | None = None
@@ -154,6 +173,9 @@ def _cockpit(name: str, ctx: Context, *, packing: bool, with_tui: bool, processe
         if proc is None:
             kill_group(trainer.pid)
             wait_measured(trainer, started, timeout=0)
+        if neighbour is not None:
+            kill_group(neighbour.pid)
+            wait_measured(neighbour, started, timeout=5)
     error = _failure(proc, out / "train.stderr", "llm-cockpit train")
     run_dir = _find_run_dir(out / "train.stdout", runs)
     if run_dir is None:

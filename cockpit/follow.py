@@ -442,15 +442,22 @@ def fmt_age(then: float | None, now: float) -> str:
     return f"{int(delta // 86400)}d ago"
 
 
-def phase_line(phase: PhaseView, now: float | None = None) -> str:
-    """``Loading the model SmolLM2-135M-Instruct (fp32, CPU)… 12s``: the phase's sentence
-    with its share done (when the trainer knows it) and, given ``now``, how long it has lasted."""
+def phase_clock(phase: PhaseView, now: float | None = None) -> str:
+    """``50%, 12s``: the phase's share done (when the trainer knows it) and, given ``now``,
+    how long it has lasted; empty when neither is known."""
     parts = []
     if phase.progress is not None:
         parts.append(f"{phase.progress * 100:.0f}%")
     if now is not None and phase.started:
         parts.append(fmt_duration(max(0.0, now - phase.started)))
-    return f"{phase.message}…" + (" " + ", ".join(parts) if parts else "")
+    return ", ".join(parts)
+
+
+def phase_line(phase: PhaseView, now: float | None = None) -> str:
+    """``Loading the model SmolLM2-135M-Instruct (fp32, CPU)… 12s``: the phase's sentence
+    and its :func:`phase_clock`."""
+    clock = phase_clock(phase, now)
+    return f"{phase.message}…" + (f" {clock}" if clock else "")
 
 
 def summary_line(summary: dict) -> str:

@@ -41,6 +41,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the first step")
     p.add_argument("--cold", action="store_true", help="do not materialize the bundled model beforehand")
     p.add_argument("--out", default=None, help="also write the numbers as JSON to this file")
+    p.add_argument("--until-step", type=int, default=1,
+                   help="keep the trainer going until this step's event (default 1; the table always stops "
+                        "at the first step, later events go to the JSON and the kept run)")
+    p.add_argument("--keep", default=None, metavar="DIR", help="keep the run directories under DIR")
     return p.parse_args(argv)
 
 
@@ -60,26 +64,30 @@ def one_run(args: argparse.Namespace, work: Path, index: int) -> dict:
     started = time.monotonic()
     proc = spawn(argv, log_dir=out, name="train")
     try:
-        events = _wait_first_step(out, proc.pid, args.timeout)
+        events = _wait_step(out, proc.pid, args.timeout, args.until_step)
     finally:
         kill_group(proc.pid)
         wait_measured(proc, started, timeout=10)
     row["events"] = [_describe(e, t0) for e in events]
+    first = next((i for i, e in enumerate(events) if isinstance(e, ev.Step)), len(events))
+    row["before_first_step"] = row["events"][: first + 1]
     steps = [e for e in events if isinstance(e, ev.Step)]
     row["first_step_s"] = round(steps[0].time - t0, 2) if steps else None
+    base = [e for e in events if isinstance(e, ev.Sample) and e.baseline is not None]
+    row["base_answers_done_s"] = round(base[-1].time - t0, 2) if base else None
     if not steps:
         row["error"] = f"no step event within {args.timeout:.0f} s; see {out / 'train.stderr'}"
     return row
 
 
-def _wait_first_step(out: Path, pid: int, timeout: float) -> list[ev.Event]:
+def _wait_step(out: Path, pid: int, timeout: float, step: int) -> list[ev.Event]:
     deadline = time.monotonic() + timeout
     events: list[ev.Event] = []
     while time.monotonic() < deadline:
         logs = list((out / "runs").glob("*/events.jsonl"))
         if logs:
             events = ev.read_events(logs[0])
-            if any(isinstance(e, ev.Step) for e in events):
+            if any(isinstance(e, ev.Step) and e.step >= step for e in events):
                 return events
         if has_exited(pid):
             return events
@@ -105,14 +113,17 @@ def main(argv: list[str] | None = None) -> int:
         materialize()
     rows = []
     with tempfile.TemporaryDirectory(prefix="first-step-") as tmp:
+        work = Path(args.keep) if args.keep else Path(tmp)
         for i in range(args.runs):
-            row = one_run(args, Path(tmp), i)
+            row = one_run(args, work, i)
             rows.append(row)
             print(f"run {i + 1}: load before {row['load_before']}")
-            for item in row["events"]:
+            for item in row["before_first_step"]:
                 print(f"  {item['at_s']:7.2f} s  {item['event'][:100]}")
             print(f"  time to first step: {row['first_step_s']} s" if row["first_step_s"] is not None
                   else f"  {row['error']}")
+            if row["base_answers_done_s"] is not None:
+                print(f"  the base model's answers complete at {row['base_answers_done_s']} s")
     done = [r["first_step_s"] for r in rows if r["first_step_s"] is not None]
     if len(done) > 1:
         print(f"median time to first step: {statistics.median(done):.2f} s over {len(done)} runs")

@@ -72,8 +72,13 @@ def model_label(spec: str) -> str:
         from cockpit.config import BUNDLED_MODEL
 
         return BUNDLED_MODEL.rsplit("/", 1)[-1]
-    path = Path(spec).expanduser()
-    return path.name if path.exists() and path.name else spec
+    return source_label(spec)
+
+
+def source_label(spec: str) -> str:
+    """A file or directory by its name (run configs hold absolute paths), anything else as written."""
+    path = Path(str(spec)).expanduser()
+    return path.name if path.name and path.exists() else str(spec)
 
 
 def loading_words(cfg: TrainConfig, precision: Precision) -> str:

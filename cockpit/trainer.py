@@ -23,7 +23,7 @@ from cockpit.callbacks import CHECKPOINT_MARKER, EventCallback, StopFlag, TokenC
 from cockpit.config import TrainConfig, load_config_file
 from cockpit.errors import CockpitError, exception_line
 from cockpit.recipe import (ListDataset, count_tokens, emit_error, load_model, load_tokenizer, loading_words,
-                            model_label, pick_precision, tokenize_all, trainable_parameters)
+                            model_label, pick_precision, source_label, tokenize_all, trainable_parameters)
 from cockpit.rundir import CONFIG_FILE, EVENTS_FILE, read_status, write_status
 
 log = logging.getLogger(__name__)
@@ -131,8 +131,8 @@ class TrainingRun:
         self._phase("loading_tokenizer", f"Loading the tokenizer of {model_label(cfg.model)}")
         self.tokenizer = self._loading(load_tokenizer, resolved.path)
 
-        self._phase("preparing_data", f"Reading and tokenizing the data: {cfg.data}"
-                    + (f" (and {cfg.eval_data} for evaluation)" if cfg.eval_data else ""))
+        self._phase("preparing_data", f"Reading and tokenizing the data: {source_label(cfg.data)}"
+                    + (f" (and {source_label(cfg.eval_data)} for evaluation)" if cfg.eval_data else ""))
         examples = load_examples_strict(cfg.data, system_prompt=cfg.system_prompt)
         if cfg.eval_data:
             train_ex, eval_ex = examples, load_examples_strict(cfg.eval_data, system_prompt=cfg.system_prompt)

@@ -39,6 +39,8 @@ def test_lora_reports_each_phase_first_and_gives_the_base_answers_after_the_firs
     assert kinds[5] == "first_step" and kinds[6] == "step", kinds
     loading = [e for e in sink.events if isinstance(e, ev.Phase) and e.name == "loading_model"][0]
     assert loading.message.startswith("Loading the model model (fp32, CPU) and attaching LoRA adapters (r=8)")
+    data = [e for e in sink.events if isinstance(e, ev.Phase) and e.name == "preparing_data"][0]
+    assert data.message == "Reading and tokenizing the data: train.jsonl"  # the file's name, not its whole path
     # the base answers follow the first step event (not before it), one phase event per prompt
     first_step = kinds.index("step")
     baselines = [e for e in sink.of_type(ev.Sample) if e.baseline is not None]

@@ -240,6 +240,7 @@ class TrainingRun:
     def _sample(self, step: int) -> None:
         from cockpit.generate import generate
 
+        self._phase("sampling", f"Asking the model in training the {len(self.probes)} probe prompts (step {step})")
         outputs = generate(self.model, self.tokenizer, self.probes, self.cfg.sample_max_new_tokens,
                            system_prompt=self.cfg.system_prompt)
         for prompt, out in zip(self.probes, outputs):
@@ -330,10 +331,13 @@ class TrainingRun:
                     f"continue with: llm-cockpit resume {self.run_dir.name}"))
             return "stopped"
         if self.eval_rows:
+            self._phase("evaluating", f"Evaluating the trained model on {len(self.eval_rows)} held-out examples")
             trainer.evaluate()  # logs eval_loss, which the callback turns into an eval event
         if self.is_main:
             cb.give_baseline()  # a run that never logged a step has not given them yet
             self._sample(step)
+            self._phase("saving_model", "Saving the trained " + ("adapter" if self.cfg.uses_lora else "weights")
+                        + " and the tokenizer to model/")
             self._save_final()
             self.sink.emit(ev.RunFinished(step=step, state="finished", summary=cb.summary))
             write_status(self.run_dir, state="finished", step=step, **{k: v for k, v in cb.summary.items()

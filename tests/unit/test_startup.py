@@ -52,7 +52,10 @@ def test_lora_reports_each_phase_first_and_gives_the_base_answers_after_the_firs
     # the answers with the adapters switched off are the untrained model's, word for word
     prompts = [b.prompt for b in baselines]
     assert [b.baseline for b in baselines] == base_answers(tiny_model_dir, prompts, 8)
-    assert [e.step for e in sink.of_type(ev.Phase)] == [0, 0, 0, 0, 1, 1]  # the base answers: during step 1
+    assert [(e.name, e.step) for e in sink.of_type(ev.Phase)] == [
+        ("loading_tokenizer", 0), ("preparing_data", 0), ("loading_model", 0), ("first_step", 0),
+        ("baseline_samples", 1), ("baseline_samples", 1),  # during step 1, after its event
+        ("evaluating", 3), ("sampling", 3), ("saving_model", 3)]  # the end is announced too
     assert [e.step for e in sink.of_type(ev.Step)] == [1, 2, 3]
 
 

@@ -17,7 +17,7 @@ from tests.tui.conftest import HERE, make_app, run_async, wait_for
 from widgets.samples import SamplesPanel
 from widgets.system import RunProgress
 
-STARTUP = HERE / "fixtures" / "startup" / "2026-12-02_13-14-18"  # `train --foreground`, cpu-demo, to step 3
+STARTUP = HERE / "fixtures" / "startup" / "2026-12-02_13-35-48"  # `train --foreground`, cpu-demo, to step 3
 
 
 def live_run(tmp_path, name=STARTUP.name):

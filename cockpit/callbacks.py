@@ -91,6 +91,9 @@ class EventCallback(TrainerCallback):
         self.failure: tuple[str, str] | None = None  # (message, advice) when the run must fail
         self._loss_ema: float | None = None
         self.last_saved_step: int | None = None
+        # The base model's answers still to give (rank 0, adapter methods): set by the trainer,
+        # called once right after the first logged step, or earlier if a sample is due first.
+        self.baseline: Callable[[], None] | None = None
 
     # -- helpers -------------------------------------------------------------
     def _eta(self, step: int, total: int) -> float | None:
@@ -99,6 +102,18 @@ class EventCallback(TrainerCallback):
         if done <= 0 or total <= 0:
             return None
         return (time.time() - self.session_t0) / done * max(0, total - step)
+
+    def give_baseline(self) -> None:
+        """Give the base model's answers now if they are still due. The time they take is not
+        training: speed, elapsed time and ETA leave it out, as they leave out model loading."""
+        give, self.baseline = self.baseline, None
+        if give is None:
+            return
+        t0 = time.time()
+        give()
+        spent = time.time() - t0
+        self.session_t0 += spent
+        self._last_t += spent
 
     # -- hooks ---------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
@@ -138,6 +153,10 @@ class EventCallback(TrainerCallback):
             if main:
                 write_status(self.run_dir, state="running", step=step, total_steps=state.max_steps,
                              loss=self.last_loss, best_loss=self.best_loss, eta_s=self._eta(step, state.max_steps))
+            if self.failure is None and not self.stop.requested:
+                # after the step event, so the base answers never delay the first step on screen;
+                # a stopping run leaves them to its resume (the log tells which are missing)
+                self.give_baseline()
         if "eval_loss" in logs:
             eval_loss = float(logs["eval_loss"])
             metrics = {k: v for k, v in logs.items() if k.startswith("eval_") and k != "eval_loss"}
@@ -195,6 +214,7 @@ class EventCallback(TrainerCallback):
             return
         if (self.sampler and self.sample_every and state.is_world_process_zero
                 and state.global_step % self.sample_every == 0 and state.global_step < state.max_steps):
+            self.give_baseline()  # the "before" comes before any "after" (a sample due before the first log)
             self.sampler(state.global_step)
 
     def _agree_on_stop(self, device) -> None:

@@ -108,9 +108,7 @@ def run_foreground(run_dir: Path, resume: bool) -> int:
     import logging
 
     from cockpit import events as ev
-    from cockpit.trainer import TrainingRun
-    from cockpit.trainer_main import install_signal_handlers
-    from cockpit.callbacks import StopFlag
+    from cockpit.trainer_main import announce_start, install_signal_handlers
 
     root = logging.getLogger()
     handler = logging.FileHandler(run_dir / "train.log")
@@ -137,9 +135,13 @@ def run_foreground(run_dir: Path, resume: bool) -> int:
     from cockpit.cli_tui import format_event
 
     tee = Tee()
-    stop = StopFlag()
-    install_signal_handlers(stop, run_dir)
     try:
+        announce_start(tee)  # before the imports below, which take seconds
+        from cockpit.callbacks import StopFlag
+        from cockpit.trainer import TrainingRun
+
+        stop = StopFlag()
+        install_signal_handlers(stop, run_dir)
         state = TrainingRun(run_dir, resume=resume, stop=stop, sink=tee).execute()
     finally:
         tee.file.close()

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from cockpit import events as ev
 from cockpit.errors import CockpitError
-from cockpit.follow import fmt_bytes, fmt_duration, fmt_num, num, summary_line
+from cockpit.follow import PhaseView, fmt_bytes, fmt_duration, fmt_num, num, phase_line, summary_line
 from cockpit.runs_registry import DEFAULT_RUNS_ROOT, find_run
+
+PHASE_TICK_S = 10.0  # how often attach --plain repeats a long phase with its time so far
 
 
 def register(sub) -> None:
@@ -98,10 +101,14 @@ def _run_app(*, start: str, output_dir: str | Path | None, run_dir: Path | None 
     return app.return_code or 0
 
 
-def attach_plain(run_dir: Path, *, interval: float = 0.5, out=None, since: float | None = None) -> int:
+def attach_plain(run_dir: Path, *, interval: float = 0.5, out=None, since: float | None = None,
+                 tick: float = PHASE_TICK_S, now=time.time) -> int:
     """Print a run's history, then its new events as they come, until it ends.
 
-    With ``since`` (a time), events written before it are not printed.
+    With ``since`` (a time), events written before it are not printed. While the trainer
+    is in a long phase (loading the model, the base model's answers, ...), the phase is
+    printed again every ``tick`` seconds with how long it has lasted, so a quiet
+    terminal still says what is happening.
 
     Exit status: 0 when the run finished or was stopped, 1 when it failed; Ctrl+C
     detaches (0) and leaves the trainer running.
@@ -110,14 +117,29 @@ def attach_plain(run_dir: Path, *, interval: float = 0.5, out=None, since: float
 
     out = out or sys.stdout
 
+    said: dict = {"phase": None, "at": 0.0}  # the phase last printed, and when
+
     def show(events, state) -> None:
         for event in events:
             if since is None or (event.time or 0.0) >= since:
                 print(format_event(event, state.total_steps), file=out, flush=True)
+                if isinstance(event, ev.Phase):
+                    said["phase"], said["at"] = state.phase and (state.phase.name, state.phase.started), now()
+
+    def ticking(state) -> None:
+        phase = state.current_phase
+        if phase is None or (since is not None and (phase.started or 0.0) < since):
+            return
+        key = (phase.name, phase.started)
+        if key != said["phase"]:  # its line was not printed (filtered out): the tick counts from here
+            said["phase"], said["at"] = key, now()
+        elif now() - said["at"] >= tick:
+            print("  " + phase_line(phase, now()), file=out, flush=True)
+            said["at"] = now()
 
     print(f"following {run_dir} (Ctrl+C detaches; training continues)", file=sys.stderr, flush=True)
     try:
-        state = follow(run_dir, show, interval=interval)
+        state = follow(run_dir, show, interval=interval, on_poll=ticking)
     except KeyboardInterrupt:
         print(f"detached; training continues. Come back with: llm-cockpit attach {run_dir.name}",
               file=sys.stderr)
@@ -135,6 +157,9 @@ def format_event(e: ev.Event, total_steps: int = 0) -> str:
     if isinstance(e, ev.RunStarted):
         again = f" (resumed from {e.resumed_from})" if e.resumed_from else ""
         return f"run started{again}: {e.model or '?'} with {e.method or '?'}, {e.total_steps} steps"
+    if isinstance(e, ev.Phase):
+        line = phase_line(PhaseView.of(e))
+        return f"{at}  {line}" if e.step else line
     if isinstance(e, ev.Step):
         parts = [at, f"loss {fmt_num(num(e.loss))}"]
         if e.grad_norm is not None:
@@ -151,6 +176,9 @@ def format_event(e: ev.Event, total_steps: int = 0) -> str:
     if isinstance(e, ev.Eval):
         return f"{at}  eval loss {fmt_num(num(e.eval_loss))}"
     if isinstance(e, ev.Sample):
+        if e.baseline is not None and e.output == e.baseline:
+            # the base model's own answer (which may come after some steps: adapters switched off)
+            return f"base model  sample {_short(e.prompt, 40)!r} -> {_short(e.baseline, 80)!r}"
         line = f"{at}  sample {_short(e.prompt, 40)!r} -> {_short(e.output, 80)!r}"
         return line + (f"  (base model: {_short(e.baseline, 60)!r})" if e.baseline is not None else "")
     if isinstance(e, ev.Warning):

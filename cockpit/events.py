@@ -57,6 +57,22 @@ class RunStarted(Event):
 
 
 @dataclass(kw_only=True)
+class Phase(Event):
+    """A long step outside the training loop has begun (startup above all), so a viewer can
+    say what the trainer is doing: ``name`` is a stable key (materializing, loading_model,
+    baseline_samples, ...), ``message`` the sentence to show, ``progress`` 0..1 or None.
+
+    A phase lasts until the next phase, the next ``step`` or the end of the run; several
+    events with the same ``name`` in a row are one phase whose message or progress moved on.
+    """
+
+    type: ClassVar[str] = "phase"
+    name: str = ""
+    message: str = ""
+    progress: float | None = None
+
+
+@dataclass(kw_only=True)
 class Step(Event):
     """One logged optimizer step; ``mem`` has one dict per device (CPU: ``rss``)."""
 
@@ -144,7 +160,7 @@ class UnknownEvent(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (RunStarted, Step, Gpu, Eval, Sample, Warning, Checkpoint, RunFinished, Error)
+    cls.type: cls for cls in (RunStarted, Phase, Step, Gpu, Eval, Sample, Warning, Checkpoint, RunFinished, Error)
 }
 
 

@@ -4,10 +4,11 @@ The dashboard and ``llm-cockpit attach --plain`` both watch a run the same way: 
 :class:`RunFollower` reads the new lines of ``events.jsonl`` (and ``status.json``) on
 each :meth:`RunFollower.poll`, and a :class:`RunState` reduces the events into what a
 viewer needs: chart series, the latest throughput, memory and GPU readings, the newest
-answer per probe prompt beside the base model's, warnings, progress and the end.
+answer per probe prompt beside the base model's, warnings, progress, what the trainer
+is busy with before its first step (the current ``phase``) and the end.
 
-Nothing here draws anything or imports textual; the ``fmt_*`` helpers and
-:func:`summary_line` put numbers into the words both viewers show.
+Nothing here draws anything or imports textual; :mod:`cockpit.words` (re-exported here)
+puts the numbers into the words both viewers show.
 """
 
 from __future__ import annotations
@@ -22,20 +23,12 @@ from typing import Any
 
 from cockpit import events as ev
 from cockpit.rundir import EVENTS_FILE, FINAL_STATES, effective_status
+# the words both viewers show live in cockpit.words; imported from here by the viewers too
+from cockpit.words import (fmt_age, fmt_bytes, fmt_duration, fmt_num, num, phase_clock,  # noqa: F401
+                           phase_line, summary_line)
 
 SERIES_NAMES = ("loss", "eval_loss", "grad_norm", "lr", "tokens_per_s")
 MAX_WARNINGS = 200
-
-
-def num(value: Any) -> float | None:
-    """A number from an event field: ``None`` stays None, ``"nan"`` (how the sink writes
-    non-finite floats) becomes ``nan``, anything unreadable becomes None."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class Series:
@@ -98,6 +91,27 @@ class SampleView:
 
 
 @dataclass
+class PhaseView:
+    """What the trainer is busy with outside the training loop (loading, the base model's
+    answers, ...): the newest ``phase`` event, with the time its phase began."""
+
+    name: str
+    message: str
+    progress: float | None = None
+    started: float | None = None  # unix time of the first event of this phase
+
+    @classmethod
+    def of(cls, e: ev.Phase, started: float | None = None) -> PhaseView:
+        """The view of one ``phase`` event; what an older or broken trainer left out gets a default."""
+        name = str(e.name or "") or "working"
+        message = str(e.message or "").strip().rstrip(".…") or name.replace("_", " ").capitalize()
+        progress = num(e.progress)
+        if progress is not None:
+            progress = max(0.0, min(1.0, progress)) if math.isfinite(progress) else None
+        return cls(name, message, progress, started or e.time or None)
+
+
+@dataclass
 class WarningView:
     """One warning (or the final error) with what to do about it."""
 
@@ -145,6 +159,7 @@ class RunState:
     resumes: int = 0
     ended_by_event: bool = False
     ended_time: float = 0.0  # when the last run_finished/error was written
+    phase: PhaseView | None = None  # set by phase events, cleared by the next step and by the end
 
     # -- folding ---------------------------------------------------------------------
     def apply_all(self, events: list[ev.Event]) -> None:
@@ -175,7 +190,16 @@ class RunState:
         self.state, self.ended_by_event, self.error, self.advice = "running", False, None, None
         self.step = max(self.step, e.step) if e.resumed_from is None else e.step
 
+    def _phase(self, e: ev.Phase) -> None:
+        # After an end, only a resumed session writes phases; they show once its status.json
+        # ("starting", newer than the end) reopens the run in merge_status.
+        view = PhaseView.of(e)
+        if self.phase is not None and self.phase.name == view.name:
+            view.started = self.phase.started or view.started  # the same phase moving on: its clock runs on
+        self.phase = view
+
     def _step(self, e: ev.Step) -> None:
+        self.phase = None  # the training loop is running: whatever came before it is over
         self.step = e.step
         self.epoch = num(e.epoch) or 0.0
         self.elapsed_s = num(e.elapsed_s) or 0.0
@@ -212,6 +236,8 @@ class RunState:
             view = self.samples[e.prompt] = SampleView(prompt=e.prompt)
         if e.baseline is not None:
             view.baseline = e.baseline
+            if e.step < view.step:
+                return  # a base answer that came late (adapters off, after some steps) keeps the newer answer
         if e.output or view.step <= e.step:
             view.output, view.step = e.output, e.step
 
@@ -224,6 +250,7 @@ class RunState:
         self.checkpoints.append((e.step, e.path))
 
     def _finished(self, e: ev.RunFinished) -> None:
+        self.phase = None
         self.state = e.state if e.state in FINAL_STATES else "finished"
         self.summary = dict(e.summary or {})
         self.ended_by_event = True
@@ -232,6 +259,7 @@ class RunState:
             self.step = max(self.step, e.step)
 
     def _error(self, e: ev.Error) -> None:
+        self.phase = None
         self.error, self.advice = e.message, e.advice or None
         self.warnings.append(WarningView(e.step, "error", e.message, e.advice))
         self.state = "failed"
@@ -265,6 +293,12 @@ class RunState:
         return self.state in FINAL_STATES
 
     @property
+    def current_phase(self) -> PhaseView | None:
+        """The phase to show now: none once the run has ended (a trainer that died while
+        loading leaves its last phase behind, and only ``status.json`` tells)."""
+        return None if self.is_final else self.phase
+
+    @property
     def progress(self) -> float:
         """Share of the optimizer steps done, 0..1 (1 once the run finished)."""
         if self.state == "finished":
@@ -288,6 +322,7 @@ class RunState:
 
 _HANDLERS: dict[type, Callable[[RunState, Any], None]] = {
     ev.RunStarted: RunState._run_started,
+    ev.Phase: RunState._phase,
     ev.Step: RunState._step,
     ev.Gpu: RunState._gpu,
     ev.Eval: RunState._eval,
@@ -328,88 +363,21 @@ class RunFollower:
 
 def follow(run_dir: str | Path, on_events: Callable[[list[ev.Event], RunState], None], *,
            interval: float = 0.25, should_stop: Callable[[], bool] = lambda: False,
-           sleep: Callable[[float], None] = time.sleep) -> RunState:
+           sleep: Callable[[float], None] = time.sleep,
+           on_poll: Callable[[RunState], None] | None = None) -> RunState:
     """Replay a run's history, then follow it until it ends (or ``should_stop()``).
 
     ``on_events`` gets each non-empty batch and the state after it; at most one batch
     per ``interval`` seconds, which is what keeps a viewer's redraw rate modest.
+    ``on_poll`` gets the state after every poll, new events or not (a clock that ticks).
     """
     follower = RunFollower(run_dir)
     while True:
         events = follower.poll()
         if events:
             on_events(events, follower.state)
+        if on_poll is not None:
+            on_poll(follower.state)
         if follower.done or should_stop():
             return follower.state
         sleep(interval)
-
-
-# -- words -------------------------------------------------------------------------------
-def fmt_duration(seconds: float | None) -> str:
-    """``75`` -> ``1m15s``; ``None`` -> ``?``."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
-
-
-def fmt_bytes(n: float | None) -> str:
-    """Bytes in binary units: ``1.5 GiB``."""
-    if n is None or not math.isfinite(n):
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit in ("B", "KiB") else f"{n:.1f} {unit}"
-        n /= 1024
-    return "?"  # pragma: no cover
-
-
-def fmt_num(value: float | None, digits: int = 4) -> str:
-    """A metric for a narrow column: ``0.0002`` -> ``2.0e-04``, ``1.23456`` -> ``1.235``."""
-    if value is None:
-        return "-"
-    if not math.isfinite(value):
-        return str(value)
-    if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
-        return f"{value:.1e}"
-    return f"{value:.{digits}g}"
-
-
-def fmt_age(then: float | None, now: float) -> str:
-    """How long ago ``then`` was, from ``now`` (both unix seconds): ``5m ago``."""
-    if not then:
-        return "-"
-    delta = max(0.0, now - then)
-    if delta < 60:
-        return "just now"
-    if delta < 3600:
-        return f"{int(delta // 60)}m ago"
-    if delta < 86400:
-        return f"{int(delta // 3600)}h ago"
-    return f"{int(delta // 86400)}d ago"
-
-
-def summary_line(summary: dict) -> str:
-    """The final numbers of a run in one line."""
-    if not isinstance(summary, dict) or not summary:
-        return "no summary"
-    labels = {"final_loss": "final loss", "best_eval_loss": "best eval loss", "duration_s": "took",
-              "tokens": "tokens"}
-    parts = []
-    for key, label in labels.items():
-        value = num(summary.get(key))
-        if value is None:
-            continue
-        if key == "duration_s":
-            parts.append(f"{label} {fmt_duration(value)}")
-        elif key == "tokens":
-            parts.append(f"{value:,.0f} {label}")
-        else:
-            parts.append(f"{label} {fmt_num(value)}")
-    return ", ".join(parts) or ", ".join(f"{k} {v}" for k, v in list(summary.items())[:4])

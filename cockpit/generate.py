@@ -7,6 +7,8 @@ what the samples panel shows is what the trained model learned to continue.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -61,6 +63,18 @@ def generate_with_ids(model: Any, tokenizer: Any, prompts: list[str], max_new_to
         if was_training:
             model.train()
     return out
+
+
+@contextlib.contextmanager
+def adapters_off(model: Any) -> Iterator[None]:
+    """Within it, a PEFT model answers as its base model alone (``disable_adapter`` bypasses
+    every LoRA layer); any other model is left as it is."""
+    disable = getattr(model, "disable_adapter", None)
+    if disable is None:
+        yield
+        return
+    with disable():
+        yield
 
 
 def _stop_ids(tokenizer: Any, model: Any) -> list[int]:

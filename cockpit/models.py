@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,9 @@ BUNDLED_ALIASES = {"smollm2-135m", "bundled", BUNDLED_MODEL.lower()}
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MARKER = ".cockpit-complete"
 _BUNDLED_DIR = "smollm2-135m-instruct"  # the materialized bundled model in the cache
+
+PhaseReporter = Callable[[str, str], None]
+"""``report(name, message)``: told before a slow step starts (the trainer turns it into a ``phase`` event)."""
 
 
 @dataclass(frozen=True)
@@ -119,12 +123,16 @@ def _materialize_tokenizer(gguf: Path, out: Path) -> Path:
     return out
 
 
-def materialize_gguf(gguf: Path, out: Path) -> Path:
+def materialize_gguf(gguf: Path, out: Path, report: PhaseReporter | None = None, label: str = "") -> Path:
     """Turn a GGUF file into a safetensors model directory at ``out`` (once; later calls
     return at once). Written to a temporary directory and renamed, so a crash never
-    leaves a half-written model that looks complete."""
+    leaves a half-written model that looks complete. ``report`` hears of the conversion
+    before it starts (also when it waits for another process that is converting)."""
     if _complete(out):
         return out
+    if report is not None:
+        report("materializing", f"Converting {label or gguf.name} from GGUF to a safetensors model, once "
+                                f"(about 30 s on a CPU; later starts skip this)")
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -160,9 +168,10 @@ def materialize_gguf(gguf: Path, out: Path) -> Path:
     return out
 
 
-def bundled_model_dir() -> Path:
+def bundled_model_dir(report: PhaseReporter | None = None) -> Path:
     """The bundled SmolLM2-135M-Instruct as a safetensors directory (materialized once)."""
-    return materialize_gguf(bundled_gguf_path(), models_cache() / _BUNDLED_DIR)
+    return materialize_gguf(bundled_gguf_path(), models_cache() / _BUNDLED_DIR, report,
+                            label=f"the bundled model {BUNDLED_MODEL.rsplit('/', 1)[-1]}")
 
 
 def bundled_tokenizer_dir() -> Path:
@@ -207,22 +216,24 @@ def check_model_spec(spec: str) -> str:
     return "hub"
 
 
-def resolve_model(spec: str) -> ResolvedModel:
+def resolve_model(spec: str, report: PhaseReporter | None = None) -> ResolvedModel:
     """Turn what the user wrote (``model=...``) into a local model directory.
 
+    ``report(name, message)`` is told before each slow step (``materializing`` a GGUF,
+    ``downloading`` from the Hub); a model that is ready locally reports nothing.
     Raises :class:`CockpitError` with one line naming the model, where it was looked
     for, and what to do.
     """
     spec = str(spec).strip()
     kind = check_model_spec(spec)
     if kind == "bundled":
-        return ResolvedModel(spec, bundled_model_dir(), "bundled")
+        return ResolvedModel(spec, bundled_model_dir(report), "bundled")
     path = Path(spec).expanduser()
     if kind == "local":
         return ResolvedModel(spec, path.resolve(), "local")
     if kind == "gguf":
-        return _resolve_gguf(spec, path if path.is_file() else sorted(path.glob("*.gguf"))[0])
-    return ResolvedModel(spec, _download(spec), "hub")
+        return _resolve_gguf(spec, path if path.is_file() else sorted(path.glob("*.gguf"))[0], report)
+    return ResolvedModel(spec, _download(spec, report), "hub")
 
 
 def local_tokenizer_dir(spec: str) -> Path | None:
@@ -258,8 +269,8 @@ def _gguf_cache_dir(gguf: Path) -> Path:
     return models_cache() / f"gguf-{gguf.stem[:40]}-{key}"
 
 
-def _resolve_gguf(spec: str, gguf: Path) -> ResolvedModel:
-    return ResolvedModel(spec, materialize_gguf(gguf, _gguf_cache_dir(gguf)), "gguf")
+def _resolve_gguf(spec: str, gguf: Path, report: PhaseReporter | None = None) -> ResolvedModel:
+    return ResolvedModel(spec, materialize_gguf(gguf, _gguf_cache_dir(gguf), report), "gguf")
 
 
 def locate_model(spec: str) -> Path | None:
@@ -291,7 +302,7 @@ def locate_model(spec: str) -> Path | None:
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*"]
 
 
-def _download(repo_id: str) -> Path:
+def _download(repo_id: str, report: PhaseReporter | None = None) -> Path:
     """The hub snapshot (cache first, then the network); config, weights and tokenizer only."""
     from huggingface_hub import snapshot_download
 
@@ -299,6 +310,8 @@ def _download(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS, local_files_only=True))
     except Exception:  # noqa: BLE001 - not cached: try the network below
         pass
+    if report is not None:
+        report("downloading", f"Downloading {repo_id} from the Hugging Face Hub (config, weights, tokenizer)")
     try:
         return Path(snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS))
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line

@@ -59,6 +59,41 @@ def pick_precision(cfg: TrainConfig) -> Precision:
     return Precision("cuda", "float32", False, False)
 
 
+_DTYPE_WORDS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def model_label(spec: str) -> str:
+    """The model as a newcomer knows it: ``SmolLM2-135M-Instruct`` for the bundled one, a
+    hub id as written, a local directory or file by its name."""
+    from cockpit.models import is_bundled
+
+    spec = str(spec).strip()
+    if is_bundled(spec):
+        from cockpit.config import BUNDLED_MODEL
+
+        return BUNDLED_MODEL.rsplit("/", 1)[-1]
+    return source_label(spec)
+
+
+def source_label(spec: str) -> str:
+    """A file or directory by its name (run configs hold absolute paths), anything else as written."""
+    path = Path(str(spec)).expanduser()
+    return path.name if path.name and path.exists() else str(spec)
+
+
+def loading_words(cfg: TrainConfig, precision: Precision) -> str:
+    """What loading the model means for this config, in one sentence (the ``loading_model`` phase)."""
+    where = "GPU" if precision.device == "cuda" else "CPU"
+    if cfg.method == "qlora":
+        how = f"4-bit NF4, {where}"
+    elif cfg.method == "int8":
+        how = f"8-bit, {where}"
+    else:
+        how = f"{_DTYPE_WORDS.get(precision.dtype_name, precision.dtype_name)}, {where}"
+    words = f"Loading the model {model_label(cfg.model)} ({how})"
+    return words + (f" and attaching LoRA adapters (r={cfg.lora_r})" if cfg.uses_lora else "")
+
+
 def load_tokenizer(model_path: Path):
     from transformers import AutoTokenizer
 

@@ -22,7 +22,8 @@ from cockpit.advice import ADVICE
 from cockpit.callbacks import CHECKPOINT_MARKER, EventCallback, StopFlag, ThreadShareCallback, TokenCounter
 from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError, exception_line
-from cockpit.recipe import count_tokens, emit_error, load_model, load_tokenizer, pick_precision, trainable_parameters
+from cockpit.recipe import (count_tokens, emit_error, load_model, load_tokenizer, loading_words, model_label,
+                            pick_precision, source_label, trainable_parameters)
 from cockpit.run_config import load_run_config
 from cockpit.rundir import EVENTS_FILE, read_status, write_status
 
@@ -126,12 +127,15 @@ class TrainingRun:
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
         self.cfg = cfg = load_run_config(self.run_dir)
         transformers.set_seed(cfg.seed)
-        resolved = resolve_model(cfg.model)
+        resolved = resolve_model(cfg.model, report=self._phase)
         self.model_path = resolved.path
         self.precision = pick_precision(cfg)
+        self._phase("loading_tokenizer", f"Loading the tokenizer of {model_label(cfg.model)}")
         self.tokenizer = self._loading(load_tokenizer, resolved.path)
 
-        self.data = data = prepare_training_data(cfg, self.tokenizer)
+        self._phase("preparing_data", f"Reading and tokenizing the data: {source_label(cfg.data)}"
+                    + (f" (and {source_label(cfg.eval_data)} for evaluation)" if cfg.eval_data else ""))
+        self.data = data = prepare_training_data(cfg, self.tokenizer, progress=self._data_progress())
         stats = data.stats
         if stats.truncated or stats.dropped:
             self._warn("data", f"{stats.truncated} training examples were truncated to max_length={cfg.max_length}"
@@ -144,8 +148,27 @@ class TrainingRun:
         self.probes = cfg.sample_prompts or data.probes
         self.raw_probes = stats.format == "text" and not cfg.sample_prompts
 
+        self._phase("loading_model", loading_words(cfg, self.precision))
         self.model = self._loading(load_model, cfg, resolved.path, self.precision)
         self._setup_trainer()
+
+    def _data_progress(self):
+        """Reading and tokenizing a large dataset takes minutes: say where it is, once a second."""
+        last = [0.0]
+
+        def progress(message: str, fraction: float | None) -> None:
+            if time.time() - last[0] >= 1.0 or (fraction is not None and fraction >= 1.0):
+                last[0] = time.time()
+                self._phase("preparing_data", message[0].upper() + message[1:], fraction)
+
+        return progress
+
+    def _phase(self, name: str, message: str, progress: float | None = None) -> None:
+        """Tell the viewers what the trainer does next, before it starts (a ``phase`` event):
+        the screen then says "Loading the model… 12s" instead of sitting at 0%."""
+        if self.is_main:
+            step = self.trainer.state.global_step if self.trainer is not None else 0
+            self.sink.emit(ev.Phase(step=step, name=name, message=message, progress=progress))
 
     def _loading(self, load, *args):
         """Load the tokenizer or the model; a directory that is not a usable model says so in one line."""
@@ -246,13 +269,37 @@ class TrainingRun:
         if self.is_main:
             self.sink.emit(ev.Warning(kind=kind, message=message, advice=advice))
 
-    def _sample(self, step: int, baseline: bool = False) -> None:
+    def _sample(self, step: int) -> None:
         from cockpit.generate import generate
 
+        self._phase("sampling", f"Asking the model in training the {len(self.probes)} probe prompts (step {step})")
         outputs = generate(self.model, self.tokenizer, self.probes, self.cfg.sample_max_new_tokens,
                            system_prompt=self.cfg.system_prompt, raw=self.raw_probes)
         for prompt, out in zip(self.probes, outputs):
-            self.sink.emit(ev.Sample(step=step, prompt=prompt, output=out, baseline=out if baseline else None))
+            self.sink.emit(ev.Sample(step=step, prompt=prompt, output=out))
+
+    def _baseline(self, prompts: list[str]) -> None:
+        """The base model's answer to each of ``prompts``: ``sample`` events of step 0 whose
+        ``baseline`` is the answer. With adapters they are switched off for it, so this may run
+        at any point of training and still gives exactly the untrained model's answers."""
+        from cockpit.generate import adapters_off, generate
+
+        with adapters_off(self.model):
+            for i, prompt in enumerate(prompts):
+                self._phase("baseline_samples", f"Asking the base model probe prompt {i + 1} of {len(prompts)} "
+                            "(the 'before' answers)", progress=i / len(prompts))
+                out = generate(self.model, self.tokenizer, [prompt], self.cfg.sample_max_new_tokens,
+                               system_prompt=self.cfg.system_prompt)[0]
+                self.sink.emit(ev.Sample(step=0, prompt=prompt, output=out, baseline=out))
+
+    def _baselines_missing(self) -> list[str]:
+        """The probe prompts whose base answer the run's log does not hold yet (all of them on
+        a fresh start; after a resume those the earlier sessions did not get to)."""
+        if not self.resume:
+            return list(self.probes)
+        given = {e.prompt for e in ev.read_events(self.run_dir / EVENTS_FILE)
+                 if isinstance(e, ev.Sample) and e.baseline is not None}
+        return [p for p in self.probes if p not in given]
 
     # -- train -------------------------------------------------------------------
     def train(self) -> str:
@@ -278,8 +325,15 @@ class TrainingRun:
                 f"({100 * trainable / max(params, 1):.2f}%) on {self.precision.device} in {self.precision.dtype_name};"
                 f" {_examples_line(self.data.stats)}"
                 f"{' (tokenized data from the cache)' if self.data.cached else ''}"), advice=""))
-            if resume_from is None:
-                self._sample(0, baseline=True)
+            missing = self._baselines_missing()
+            if missing and cfg.uses_lora:
+                # Adapters can be switched off at any time, so the base answers need not hold up
+                # the first step: the callback asks for them once the first step is logged.
+                self.callback.baseline = lambda: self._baseline(missing)
+            elif missing and resume_from is None:  # full: only the untouched weights answer as the base
+                self._baseline(missing)
+        self._phase("first_step", f"Restoring {resume_from.name} and running step {start_step + 1}" if resume_from
+                    else "Running the first training step (the first batch through the model and back)")
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         return self._finish()
 
@@ -310,9 +364,13 @@ class TrainingRun:
                     f"continue with: llm-cockpit resume {self.run_dir.name}"))
             return "stopped"
         if self.eval_set is not None and len(self.eval_set):
+            self._phase("evaluating", f"Evaluating the trained model on {len(self.eval_set)} held-out examples")
             trainer.evaluate()  # logs eval_loss, which the callback turns into an eval event
         if self.is_main:
+            cb.give_baseline()  # a run that never logged a step has not given them yet
             self._sample(step)
+            self._phase("saving_model", "Saving the trained " + ("adapter" if self.cfg.uses_lora else "weights")
+                        + " and the tokenizer to model/")
             self._save_final()
             self.sink.emit(ev.RunFinished(step=step, state="finished", summary=cb.summary))
             write_status(self.run_dir, state="finished", step=step, **{k: v for k, v in cb.summary.items()

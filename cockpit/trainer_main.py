@@ -3,6 +3,9 @@
 Signals: the first SIGTERM or SIGINT asks for a graceful stop (a full checkpoint at the
 next step boundary, then state ``stopped``); a second one ends the process at once,
 marking the run ``stopped`` so nothing claims to be running.
+
+Only light modules are imported at the top: the process first says it is starting (a
+``phase`` event), then pays for torch and transformers (seconds; more on a busy CPU).
 """
 
 from __future__ import annotations
@@ -13,9 +16,18 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cockpit.callbacks import StopFlag
-from cockpit.rundir import write_status
+from cockpit import events as ev
+from cockpit.rundir import EVENTS_FILE, write_status
+
+if TYPE_CHECKING:
+    from cockpit.callbacks import StopFlag
+
+
+def announce_start(sink: ev.EventSink) -> None:
+    """The trainer's first word, before its heavy imports: nothing else can be said that early."""
+    sink.emit(ev.Phase(name="starting", message="Starting the trainer (loading PyTorch and transformers)"))
 
 
 def install_signal_handlers(stop: StopFlag, run_dir: Path) -> None:
@@ -43,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if int(os.environ.get("RANK", "0")) == 0:  # rank 0 alone writes events
+        sink = ev.JsonlSink(args.run_dir / EVENTS_FILE)
+        announce_start(sink)
+        sink.close()
+    from cockpit.callbacks import StopFlag
     from cockpit.trainer import TrainingRun
 
     stop = StopFlag()

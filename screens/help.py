@@ -42,8 +42,9 @@ A gradient norm above 100 is worth a look even when the loss seems fine.
 
 # Samples
 
-The trainer asks the model a few fixed questions before training (the *base model*
-column) and again as it learns. When the answers start using what your data teaches,
+The trainer asks the base model a few fixed questions (the *base model* column: before
+training, or with LoRA just after the first step, adapters switched off) and asks the
+model in training again as it learns. When the answers start using what your data teaches,
 the adapter is working; exact copies of training answers on *new* questions hint at
 overfitting.
 

@@ -18,8 +18,9 @@ from textual.widgets import Static
 from cockpit.follow import SampleView
 from widgets import load_css
 
-EMPTY_TEXT = ("No samples yet. The trainer answers a few fixed prompts at the start (the base "
-              "model's answer) and again as training goes on; they appear here side by side.")
+EMPTY_TEXT = ("No samples yet. The base model answers a few fixed prompts (before training, or with "
+              "LoRA right after the first step, adapters switched off) and the trained model answers "
+              "them again as training goes on; they appear here side by side.")
 
 
 class SamplesPanel(VerticalScroll, can_focus=True):

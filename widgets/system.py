@@ -1,6 +1,8 @@
 """Run progress and the machine's side of a run: throughput, ETA, memory, GPU health.
 
-:class:`RunProgress` is the one-line progress bar with step, epoch, speed and ETA.
+:class:`RunProgress` is the one-line progress bar with step, epoch, speed and ETA; while
+the trainer is busy outside the training loop (loading the model, the base model's
+answers, ...) it says so instead, with a clock that ticks every second.
 :class:`SystemPanel` shows memory per device (allocated, reserved and peak against the
 total) and each GPU's utilisation, temperature and power, flagging what the workshop
 calls unhealthy: a GPU under 50% busy, hotter than 85 C, memory above 90%.
@@ -8,10 +10,12 @@ calls unhealthy: a GPU under 50% busy, hotter than 85 C, memory above 90%.
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.widget import Widget
 
-from cockpit.follow import RunState, fmt_bytes, fmt_duration, num
+from cockpit.follow import RunState, fmt_bytes, fmt_duration, num, phase_clock
 from widgets import load_css
 from widgets.meters import gauge
 
@@ -22,15 +26,31 @@ STATE_CLASSES = {"running": "ok", "starting": "muted", "finished": "ok", "stoppe
 
 
 class RunProgress(Widget):
-    """``████░░░░ 42%  step 50/120  epoch 1.3  1,234 tok/s  eta 3m12s``."""
+    """``████░░░░ 42%  step 50/120  epoch 1.3  1,234 tok/s  eta 3m12s``, or during a phase
+    ``STARTING ░░░░░░░░░░ Loading the model SmolLM2-135M-Instruct (fp32, CPU)… 12s``.
+
+    ``clock`` gives the time the phase clock counts to (default: the app's ``now`` when it
+    has one, so tests with a fixed clock draw the same screen every time).
+    """
 
     DEFAULT_CSS = load_css("system.tcss")
     COMPONENT_CLASSES = {"progress--done", "progress--todo", "progress--ok", "progress--muted",
-                         "progress--warn", "progress--bad"}
+                         "progress--warn", "progress--bad", "progress--phase"}
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None, classes: str | None = None, clock=None) -> None:
         super().__init__(id=id, classes=classes)
         self.state: RunState | None = None
+        self.clock = clock
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        if self.state is not None and self.state.current_phase is not None:
+            self.refresh()  # the phase's seconds go on while no event comes
+
+    def _now(self) -> float:
+        return (self.clock or getattr(self.app, "now", None) or time.time)()
 
     def show(self, state: RunState) -> None:
         self.state = state
@@ -42,6 +62,8 @@ class RunProgress(Widget):
         if s is None:
             return Text("reading the run…", style=self.get_component_rich_style("progress--muted"))
         state_style = self.get_component_rich_style(f"progress--{STATE_CLASSES.get(s.state, 'muted')}")
+        if s.current_phase is not None:
+            return self._render_phase(s, state_style)
         steps = f"step {s.step}/{s.total_steps}" if s.total_steps else f"step {s.step}"
         parts = [f"{s.progress * 100:3.0f}%", steps, f"epoch {s.epoch:.2f}"]
         if s.tokens_per_s is not None:
@@ -57,6 +79,25 @@ class RunProgress(Widget):
         text.append_text(gauge(s.progress, bar_w, self.get_component_rich_style("progress--done"),
                                self.get_component_rich_style("progress--todo")))
         text.append(" " + info)
+        return text
+
+    def _render_phase(self, s: RunState, state_style) -> Text:
+        """The state, the step once there is one (else a short bar of the phase's share when the
+        trainer knows it), and what the trainer is doing with its time. A long sentence is
+        shortened, never the clock: the seconds going on are what says it is alive."""
+        phase = s.current_phase
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(s.state.upper(), state_style)
+        if s.step:
+            text.append(f" step {s.step}/{s.total_steps} " if s.total_steps else f" step {s.step} ")
+        elif phase.progress is not None:
+            text.append(" ")
+            text.append_text(gauge(phase.progress, 10, self.get_component_rich_style("progress--done"),
+                                   self.get_component_rich_style("progress--todo")))
+        clock = phase_clock(phase, self._now())
+        room = self.content_size.width - text.cell_len - 2 - (len(clock) + 1 if clock else 0)
+        message = phase.message if len(phase.message) <= room else phase.message[: max(8, room - 1)].rstrip()
+        text.append(f" {message}…" + (f" {clock}" if clock else ""), self.get_component_rich_style("progress--phase"))
         return text
 
 

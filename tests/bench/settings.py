@@ -37,10 +37,12 @@ def cockpit_overrides(steps: int, output_dir: Path, *, packing: bool) -> list[st
     """``llm-cockpit train`` overrides for the shared setup.
 
     Notes on what cannot be switched off in the cockpit: it always generates one
-    answer per probe prompt before and after training (the baseline and final sample).
-    ``sample_count=1 sample_max_new_tokens=1`` shrinks that to one token each, and both
-    happen outside the training loop, so they only show in the whole-process time. It
-    also always saves the final adapter, which the recipes do too.
+    answer per probe prompt from the base model (with LoRA right after the first step,
+    adapters switched off) and one after training (the final sample).
+    ``sample_count=1 sample_max_new_tokens=1`` shrinks that to one token each; neither
+    counts in the loop's clock (``elapsed_s`` leaves the base answers out), so they only
+    show in the whole-process time. It also always saves the final adapter, which the
+    recipes do too.
     """
     pairs = {
         "model": MODEL_ID, "data": DATA,

@@ -62,6 +62,10 @@ def test_detached_run_survives_its_parent_stops_gracefully_and_resumes(tmp_path,
     events = ev.read_events(run_dir / "events.jsonl")
     stopped_at = [e for e in events if isinstance(e, ev.RunFinished)][-1].step
     assert (run_dir / "checkpoints" / f"checkpoint-{stopped_at}" / "cockpit-complete").exists()
+    # the detached trainer's first word comes before its heavy imports, then each startup phase
+    phases = [e.name for e in events if isinstance(e, ev.Phase)]
+    assert phases[:4] == ["starting", "loading_tokenizer", "preparing_data", "loading_model"], phases
+    assert isinstance(events[0], ev.Phase)
 
     out = cli("resume", run_dir.name, "--output-dir", str(runs), "--foreground", timeout=600)
     assert out.returncode == 0, out.stderr
@@ -72,6 +76,7 @@ def test_detached_run_survives_its_parent_stops_gracefully_and_resumes(tmp_path,
     later_steps = [e.step for e in events if isinstance(e, ev.Step) and e.time > resumed.time]
     assert later_steps[0] == stopped_at + 1 and later_steps[-1] == 40
     assert "step" in out.stderr  # foreground prints progress lines
+    assert "Starting the trainer (loading PyTorch and transformers)…" in out.stderr.splitlines()[:3]
 
 
 def test_killed_trainer_shows_as_failed_and_resume_continues(tmp_path, tiny_model_dir, tiny_data):

@@ -42,6 +42,11 @@ def test_two_gloo_processes_train_stop_and_resume_like_one_uninterrupted_run(tmp
     steps = [e.step for e in events if isinstance(e, ev.Step)]
     assert steps == list(range(1, stopped_at + 1)), "rank 0 alone writes events: each step exactly once"
     assert sum(isinstance(e, ev.RunStarted) for e in events) == 1
+    # rank 0 alone asks the base model (adapters switched off, after the first step event), once
+    baselines = [i for i, e in enumerate(events) if isinstance(e, ev.Sample) and e.baseline is not None]
+    first_step = next(i for i, e in enumerate(events) if isinstance(e, ev.Step))
+    assert len(baselines) == 1 and baselines[0] > first_step
+    assert [e.name for e in events if isinstance(e, ev.Phase)][0] == "starting"
 
     out = cli("resume", run_dir.name, "--output-dir", str(runs), "--foreground", timeout=600)
     assert out.returncode == 0, out.stderr
@@ -56,6 +61,7 @@ def test_two_gloo_processes_train_stop_and_resume_like_one_uninterrupted_run(tmp
     assert resumed.resumed_from == f"checkpoints/checkpoint-{stopped_at}"
     assert [e.step for e in events if isinstance(e, ev.Step) and e.time > resumed.time] == \
         list(range(stopped_at + 1, STEPS + 1))
+    assert sum(isinstance(e, ev.Sample) and e.baseline is not None for e in events) == 1  # none on resume
     assert (run_dir / "model" / "adapter_model.safetensors").exists()
     # the world size counts in the tokens: both ranks' batches are in the total
     tokens = [e.tokens for e in events if isinstance(e, ev.Step)]

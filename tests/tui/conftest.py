@@ -65,11 +65,11 @@ def expected_config(output_dir, profile=None):
                                DataChoice(data=train, eval_data=evaluation), overrides={"epochs": 2})
 
 
-def make_app(start: str = "wizard", output_dir="outputs/runs", run_dir=None, profile=None, **kw):
-    """A CockpitApp with a fixed clock, fixed hardware and no cursor blink."""
+def make_app(start: str = "wizard", output_dir="outputs/runs", run_dir=None, profile=None, now=None, **kw):
+    """A CockpitApp with a fixed clock (or ``now``), fixed hardware and no cursor blink."""
     from screens.app import CockpitApp
 
-    return CockpitApp(output_dir=output_dir, start=start, run_dir=run_dir, now=lambda: FIXED_NOW,
+    return CockpitApp(output_dir=output_dir, start=start, run_dir=run_dir, now=now or (lambda: FIXED_NOW),
                       engine=make_engine(output_dir, profile), cursor_blink=False, **kw)
 
 

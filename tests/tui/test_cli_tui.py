@@ -66,3 +66,42 @@ def test_engine_modules_of_the_viewer_import_no_textual():
     code = "import sys, cockpit.follow, cockpit.cli_tui; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_attach_plain_repeats_a_long_phase_with_its_time_until_the_first_step(tmp_path):
+    """A quiet terminal still says what the trainer does: the phase's line when it begins,
+    then the same line with its time so far every ``tick`` seconds, until the first step."""
+    import os
+    import re
+    import threading
+    import time
+
+    from cockpit import events as ev
+    from cockpit.rundir import write_status
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_status(run, state="starting", pid=os.getpid())
+    sink = ev.JsonlSink(run / "events.jsonl")
+    sink.emit(ev.Phase(time=time.time() - 30, name="loading_model", message="Loading the model m (fp32, CPU)"))
+    out = io.StringIO()
+
+    def trainer():
+        deadline = time.monotonic() + 20
+        while "… 3" not in out.getvalue() and time.monotonic() < deadline:  # a tick line came
+            time.sleep(0.02)
+        sink.emit(ev.RunStarted(total_steps=2, model="m", method="lora"))
+        sink.emit(ev.Step(step=1, loss=1.0))
+        time.sleep(0.3)  # ticks would come now if the phase were still shown
+        sink.emit(ev.RunFinished(step=1, state="stopped"))
+        write_status(run, state="stopped")
+
+    thread = threading.Thread(target=trainer)
+    thread.start()
+    assert attach_plain(run, interval=0.02, out=out, tick=0.1) == 0
+    thread.join()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "Loading the model m (fp32, CPU)…"
+    ticks = [line for line in lines if line.startswith("  Loading the model m (fp32, CPU)… ")]
+    assert ticks and all(30 <= int(re.search(r"… (\d+)s$", t).group(1)) < 60 for t in ticks), lines
+    assert lines.index(ticks[-1]) < lines.index("step 1/2  loss 1"), "no tick after the first step"

@@ -19,6 +19,7 @@ from cockpit.follow import (
     fmt_duration,
     fmt_num,
     follow,
+    phase_line,
     summary_line,
 )
 from cockpit.rundir import write_status
@@ -143,3 +144,80 @@ def test_format_event_lines():
     assert format_event(ev.RunFinished(step=9, state="stopped", summary={})) == "run stopped at step 9: no summary"
     assert "gpu0 97%" in format_event(ev.Gpu(devices=[{"util": 97, "mem_used": 1, "mem_total": 2}]))
     assert format_event(ev.UnknownEvent(step=2, raw={"type": "later"})) == "step 2  (later event)"
+
+
+def test_phases_fold_into_the_current_one_until_steps_arrive():
+    state = RunState()
+    state.apply_all([ev.Phase(time=100.0, name="loading_model", message="Loading the model m (fp32, CPU)"),
+                     ev.RunStarted(time=110.0, total_steps=10),
+                     ev.Phase(time=111.0, name="baseline_samples", message="Asking 1 of 2", progress=0.0),
+                     ev.Phase(time=115.0, name="baseline_samples", message="Asking 2 of 2", progress=0.5)])
+    phase = state.current_phase
+    # the same phase moving on keeps its clock: 2 of 2 started with 1 of 2
+    assert (phase.name, phase.message, phase.progress, phase.started) == ("baseline_samples", "Asking 2 of 2", 0.5,
+                                                                          111.0)
+    assert phase_line(phase, now=123.0) == "Asking 2 of 2… 50%, 12s"
+    state.apply(ev.Step(step=1, loss=2.0))
+    assert state.current_phase is None and state.state == "running"
+    state.apply(ev.Phase(step=1, time=130.0, name="baseline_samples", message="Asking the base model"))
+    assert state.current_phase.started == 130.0  # a new phase after steps: its own clock
+    state.apply(ev.RunFinished(step=1, state="stopped"))
+    assert state.phase is None and state.current_phase is None
+
+
+def test_phase_events_with_missing_or_broken_fields_are_read():
+    """A trainer older or newer than this viewer: fields missing, of the wrong type, out of range."""
+    for raw, name, message, progress in [
+        ({"type": "phase"}, "working", "Working", None),
+        ({"type": "phase", "name": "loading_model"}, "loading_model", "Loading model", None),
+        ({"type": "phase", "name": 7, "message": ["x"], "progress": "half", "extra": 1}, "7", "['x']", None),
+        ({"type": "phase", "message": "Reading the data...", "progress": 3}, "working", "Reading the data", 1.0),
+        ({"type": "phase", "message": "m", "progress": "nan"}, "working", "m", None),
+    ]:
+        state = RunState()
+        state.apply(ev.parse_event(raw))
+        view = state.current_phase
+        assert (view.name, view.message, view.progress) == (name, message, progress), raw
+        assert view.started is None and phase_line(view, now=5.0).startswith(message + "…")
+
+
+def test_a_dead_trainer_leaves_no_phase_on_screen(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    write_status(run, state="starting", pid=2**22 + 12345)  # gone while it was loading
+    ev.JsonlSink(run / "events.jsonl").emit(ev.Phase(name="loading_model", message="Loading"))
+    follower = RunFollower(run)
+    follower.poll()
+    assert follower.state.state == "failed" and follower.state.current_phase is None
+
+
+def test_a_resumed_session_shows_its_phases_after_the_end_of_the_last():
+    state = RunState()
+    state.apply_all([ev.RunStarted(time=1.0, total_steps=10), ev.Step(step=3, time=2.0, loss=1.0),
+                     ev.RunFinished(step=3, time=3.0, state="stopped")])
+    state.apply(ev.Phase(time=50.0, name="loading_model", message="Loading"))
+    state.merge_status({"state": "starting", "updated": 49.0})  # what the resumed trainer wrote first
+    assert state.state == "starting" and not state.is_final and state.current_phase.name == "loading_model"
+    state.apply(ev.RunStarted(step=3, time=60.0, total_steps=10, resumed_from="checkpoints/checkpoint-3"))
+    assert state.state == "running" and state.current_phase.name == "loading_model"
+
+
+def test_a_late_base_answer_fills_the_base_column_and_keeps_the_newer_answer():
+    state = RunState()
+    state.apply_all([ev.Step(step=1, loss=1.0), ev.Sample(step=0, prompt="p", output="base", baseline="base")])
+    view = state.samples["p"]
+    assert (view.baseline, view.output, view.step) == ("base", "base", 0)  # as when it came before training
+    state = RunState()
+    state.apply_all([ev.Sample(step=30, prompt="p", output="new"), ev.Sample(step=0, prompt="p", output="base",
+                                                                             baseline="base")])
+    view = state.samples["p"]
+    assert (view.baseline, view.output, view.step) == ("base", "new", 30)
+
+
+def test_format_phase_and_base_answer_lines():
+    assert format_event(ev.Phase(name="loading_model", message="Loading the model m (fp32, CPU)"), 10) == \
+        "Loading the model m (fp32, CPU)…"
+    assert format_event(ev.Phase(step=1, name="baseline_samples", message="Asking 2 of 3", progress=1 / 3), 10) == \
+        "step 1/10  Asking 2 of 3… 33%"
+    assert format_event(ev.Sample(step=0, prompt="p", output="b", baseline="b"), 10) == "base model  sample 'p' -> 'b'"
+    assert format_event(ev.Sample(step=5, prompt="p", output="o"), 10) == "step 5/10  sample 'p' -> 'o'"

@@ -136,3 +136,40 @@ def test_runs(snap_compare, at_repo, size):
 def test_dashboard_light_theme(snap_compare, at_repo):
     app = make_app("dashboard", output_dir=RUNS, run_dir=f"{RUNS}/{GPU_RUN}", light=True)
     assert snap_compare(app, terminal_size=(120, 40), run_before=waiting(lambda a: a.screen.state.is_final))
+
+
+def startup_run(tmp_path, until: str):
+    """The recorded start (tests/tui/fixtures/startup) up to the first phase event whose message
+    contains ``until``, in a run directory whose "trainer" is alive; the phase's event time."""
+    import os
+
+    from cockpit import events as ev
+    from cockpit.rundir import write_status
+    from tests.tui.test_dashboard_phases import STARTUP
+
+    run = tmp_path / STARTUP.name
+    run.mkdir()
+    write_status(run, state="starting", pid=os.getpid(), model=BUNDLED_MODEL, method="lora", step=0)
+    sink = ev.JsonlSink(run / "events.jsonl")
+    first_of_phase = None
+    for event in ev.read_events(STARTUP / "events.jsonl"):
+        sink.emit(event)
+        if isinstance(event, ev.Phase):
+            first_of_phase = first_of_phase if first_of_phase and first_of_phase.name == event.name else event
+            if until in event.message:
+                return run, first_of_phase.time
+    raise AssertionError(f"no phase {until!r} in the recording")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_while_the_model_loads(snap_compare, tmp_path, size):
+    run, started = startup_run(tmp_path, "Loading the model")
+    app = make_app("dashboard", output_dir=tmp_path, run_dir=run, now=lambda: started + 12)
+    assert snap_compare(app, terminal_size=size, run_before=waiting(lambda a: a.screen.state.phase is not None))
+
+
+def test_dashboard_base_answers_after_the_first_step(snap_compare, tmp_path):
+    run, started = startup_run(tmp_path, "prompt 2 of 3")
+    app = make_app("dashboard", output_dir=tmp_path, run_dir=run, now=lambda: started + 9)
+    assert snap_compare(app, terminal_size=(120, 40),
+                        run_before=waiting(lambda a: a.screen.state.samples and a.screen.state.phase is not None))

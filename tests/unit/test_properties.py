@@ -78,6 +78,7 @@ EVENTS = st.one_of(
     st.builds(ev.Gpu, step=steps, time=times, devices=st.lists(json_dicts, max_size=2)),
     st.builds(ev.Eval, step=steps, time=times, eval_loss=opt_floats, metrics=json_dicts),
     st.builds(ev.Sample, step=steps, time=times, prompt=texts, output=texts, baseline=st.none() | texts),
+    st.builds(ev.Phase, step=steps, time=times, name=texts, message=texts, progress=opt_floats),
     st.builds(ev.Warning, step=steps, time=times, kind=texts, message=texts, advice=texts),
     st.builds(ev.Checkpoint, step=steps, time=times, path=texts),
     st.builds(ev.RunFinished, step=steps, time=times, state=texts, summary=json_dicts),
@@ -248,6 +249,8 @@ RUN_EVENTS = st.one_of(
     st.builds(ev.Error, step=small_steps, message=st.text(max_size=5)),
     st.builds(ev.Sample, step=small_steps, prompt=st.sampled_from(["a", "b"]), output=st.text(max_size=3),
               baseline=st.none() | st.just("base")),
+    st.builds(ev.Phase, step=small_steps, name=st.sampled_from(["loading_model", "baseline_samples", ""]),
+              progress=st.none() | metric),
     st.builds(ev.Warning, step=small_steps, kind=st.sampled_from(["nan", "grad_spike", ""])),
     st.builds(ev.Checkpoint, step=small_steps, path=st.just("checkpoints/c")),
     st.builds(ev.Gpu, devices=st.lists(st.fixed_dictionaries({"util": st.integers(0, 100)}), max_size=2)),
@@ -296,6 +299,10 @@ def test_folding_any_event_sequence_keeps_one_sorted_point_per_step(events):
             assert all(math.isfinite(v) for v in series.values)
             assert dict(zip(series.steps, series.values)) == model[name], name
         assert 0.0 <= state.progress <= 1.0
+        if isinstance(e, (ev.Step, ev.RunFinished, ev.Error)):
+            assert state.current_phase is None  # the training loop or the end: no startup phase shown
+        phase = state.current_phase
+        assert phase is None or phase.progress is None or 0.0 <= phase.progress <= 1.0
         if final is not None:
             assert state.is_final == final
     assert state.events_seen == len(events)

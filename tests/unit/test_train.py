@@ -21,6 +21,19 @@ def run(cfg, sink=None, resume=False, run_dir=None, stop=None):
     return run_dir, sink, state
 
 
+class Recorded(ev.ListSink):
+    """Collects the events and writes them to the run's events.jsonl, as the trainer's own sink
+    does (what a resume reads back, e.g. which base answers were given)."""
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.file = ev.JsonlSink(run_dir / "events.jsonl")
+
+    def emit(self, event):
+        super().emit(event)
+        self.file.emit(event)
+
+
 def losses(sink):
     return {e.step: e.loss for e in sink.of_type(ev.Step)}
 
@@ -68,6 +81,7 @@ def test_events_follow_the_contract(tiny_config):
     assert {"run_started", "step", "eval", "sample", "checkpoint", "run_finished", "warning"} <= types
     required = {
         "run_started": {"config", "model", "method", "total_steps", "hardware", "estimate"},
+        "phase": {"name", "message", "progress"},
         "step": {"epoch", "loss", "grad_norm", "lr", "tokens_per_s", "elapsed_s", "eta_s", "mem"},
         "eval": {"eval_loss", "metrics"},
         "sample": {"prompt", "output", "baseline"},
@@ -99,14 +113,15 @@ def test_stopped_run_resumes_at_the_saved_step_with_the_same_curve(tiny_config):
 
     stop = StopFlag()
 
-    class StopAtThree(ev.ListSink):
+    class StopAtThree(Recorded):
         def emit(self, event):
             super().emit(event)
             if isinstance(event, ev.Step) and event.step == 3:
                 stop.requested = True
 
-    first = StopAtThree()
-    run_dir, _, state = run(cfg, sink=first, stop=stop)
+    run_dir = prepare_run(cfg)
+    first = StopAtThree(run_dir)
+    _, _, state = run(cfg, sink=first, stop=stop, run_dir=run_dir)
     assert state == "stopped"
     stopped_at = first.of_type(ev.RunFinished)[-1].step
     assert 3 <= stopped_at < 6

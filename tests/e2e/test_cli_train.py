@@ -64,6 +64,7 @@ def test_detached_run_survives_its_parent_stops_gracefully_and_resumes(tmp_path,
     assert (run_dir / "checkpoints" / f"checkpoint-{stopped_at}" / "cockpit-complete").exists()
     # the detached trainer's first word comes before its heavy imports, then each startup phase
     phases = [e.name for e in events if isinstance(e, ev.Phase)]
+    phases = [p for i, p in enumerate(phases) if i == 0 or p != phases[i - 1]]  # a phase may report progress
     assert phases[:4] == ["starting", "loading_tokenizer", "preparing_data", "loading_model"], phases
     assert isinstance(events[0], ev.Phase)
 

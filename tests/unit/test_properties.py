@@ -397,6 +397,8 @@ def check_types(cfg: TrainConfig) -> None:
             assert type(value) is hint, (name, value)
         elif typing.get_origin(hint) is list:
             assert isinstance(value, list) and all(type(v) is str for v in value), (name, value)
+        elif typing.get_origin(hint) is dict:  # the column mapping
+            assert isinstance(value, dict) and all(type(k) is str and type(v) is str for k, v in value.items())
         else:  # str | None
             assert value is None or type(value) is str, (name, value)
 

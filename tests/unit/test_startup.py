@@ -35,12 +35,15 @@ def test_lora_reports_each_phase_first_and_gives_the_base_answers_after_the_firs
     assert TrainingRun(prepare_run(cfg), sink=sink).execute() == "finished"
     kinds = [e.type if not isinstance(e, ev.Phase) else e.name for e in sink.events]
     # every slow part is announced before it runs, and the run_started comes once the model is loaded
-    assert kinds[:5] == ["loading_tokenizer", "preparing_data", "loading_model", "run_started", "warning"]
-    assert kinds[5] == "first_step" and kinds[6] == "step", kinds
+    # (the start check before the run tokenized the data: the trainer says it takes the cached rows)
+    assert kinds[:6] == ["loading_tokenizer", "preparing_data", "preparing_data", "loading_model", "run_started",
+                         "warning"], kinds
+    assert kinds[6] == "first_step" and kinds[7] == "step", kinds
     loading = [e for e in sink.events if isinstance(e, ev.Phase) and e.name == "loading_model"][0]
     assert loading.message.startswith("Loading the model model (fp32, CPU) and attaching LoRA adapters (r=8)")
-    data = [e for e in sink.events if isinstance(e, ev.Phase) and e.name == "preparing_data"][0]
+    data, cached = [e for e in sink.events if isinstance(e, ev.Phase) and e.name == "preparing_data"]
     assert data.message == "Reading and tokenizing the data: train.jsonl"  # the file's name, not its whole path
+    assert (cached.message, cached.progress) == ("Tokenized data from the cache", 1.0)
     # the base answers follow the first step event (not before it), one phase event per prompt
     first_step = kinds.index("step")
     baselines = [e for e in sink.of_type(ev.Sample) if e.baseline is not None]
@@ -53,7 +56,7 @@ def test_lora_reports_each_phase_first_and_gives_the_base_answers_after_the_firs
     prompts = [b.prompt for b in baselines]
     assert [b.baseline for b in baselines] == base_answers(tiny_model_dir, prompts, 8)
     assert [(e.name, e.step) for e in sink.of_type(ev.Phase)] == [
-        ("loading_tokenizer", 0), ("preparing_data", 0), ("loading_model", 0), ("first_step", 0),
+        ("loading_tokenizer", 0), ("preparing_data", 0), ("preparing_data", 0), ("loading_model", 0), ("first_step", 0),
         ("baseline_samples", 1), ("baseline_samples", 1),  # during step 1, after its event
         ("evaluating", 3), ("sampling", 3), ("saving_model", 3)]  # the end is announced too
     assert [e.step for e in sink.of_type(ev.Step)] == [1, 2, 3]

@@ -49,6 +49,10 @@ class ThreadShareCallback(TrainerCallback):
         self.notify = notify
         self.current = share.most
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.share.wait_first()  # (it has usually looked while the model loaded)
+        self.on_step_begin(args, state, control)  # the first step already with the right count
+
     def on_step_begin(self, args, state, control, **kwargs):
         want = self.share.desired
         if want == self.current:

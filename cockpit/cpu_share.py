@@ -29,6 +29,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 2.0
+FIRST_SAMPLE_S = 0.5  # the first look comes early: a trainer may be ready to step a second after it starts
 TRAINER_MODULE = "cockpit.trainer_main"
 _BUSY_FIELDS = (0, 1, 2, 5, 6, 7)  # user nice system irq softirq steal (of /proc/stat's cpu line)
 
@@ -74,6 +75,8 @@ class CpuShare:
         self.desired = self.most
         self.other_cores = 0.0
         self._candidate = self.most
+        self.samples = 0
+        self._sampled = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -90,24 +93,36 @@ class CpuShare:
     def stop(self) -> None:
         self._stop.set()
 
+    def wait_first(self, timeout: float = 2 * FIRST_SAMPLE_S) -> None:
+        """Block until the first sample is in (at most ``timeout``): the first step then
+        starts with the right thread count."""
+        if self._thread is not None:
+            self._sampled.wait(timeout)
+
     def _run(self) -> None:
         last = (time.monotonic(), _machine_busy_ticks(), _own_ticks())
-        while not self._stop.wait(self.interval):
+        wait = min(FIRST_SAMPLE_S, self.interval)
+        while not self._stop.wait(wait):
+            wait = self.interval
             now = (time.monotonic(), _machine_busy_ticks(), _own_ticks())
             if None in now or None in last:
                 return
             self.observe(now[0] - last[0], now[1] - last[1], now[2] - last[2])  # type: ignore[operator]
+            self._sampled.set()
             last = now
 
     def observe(self, seconds: float, machine_ticks: int, own_ticks: int) -> None:
-        """Take one sample; the thread count changes after two samples agree (no flapping)."""
+        """Take one sample. The first decides at once (training should not begin on a busy
+        machine with all its threads); later, the count changes after two samples agree."""
         if seconds <= 0:
             return
         self.other_cores = max(0.0, (machine_ticks - own_ticks) / self.hz / seconds)
         want = threads_for(self.other_cores, self.cores, self.most)
-        if want == self._candidate:
+        if want == self._candidate or not self.samples:
             self.desired = want
         self._candidate = want
+        self.samples += 1
+        log.debug("cpu share: others use %.2f cores, %d threads wanted, %d set", self.other_cores, want, self.desired)
 
 
 def share_enabled() -> bool:

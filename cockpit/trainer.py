@@ -60,6 +60,7 @@ class TrainingRun:
         self.cfg: TrainConfig | None = None
         self.trainer = None
         self.callback: EventCallback | None = None
+        self.cpu_share = None  # cockpit.cpu_share.CpuShare on a CPU
 
     @property
     def is_main(self) -> bool:
@@ -130,6 +131,7 @@ class TrainingRun:
         resolved = resolve_model(cfg.model, report=self._phase)
         self.model_path = resolved.path
         self.precision = pick_precision(cfg)
+        self.cpu_share = self._watch_the_cpu()  # samples while the rest loads: decided before step 1
         self._phase("loading_tokenizer", f"Loading the tokenizer of {model_label(cfg.model)}")
         self.tokenizer = self._loading(load_tokenizer, resolved.path)
 
@@ -234,20 +236,20 @@ class TrainingRun:
             processing_class=self.tokenizer, callbacks=[self.callback],
         )
         self.trainer.remove_callback(PrinterCallback)  # our events replace its stdout dicts
-        self._share_the_cpu()
+        if self.cpu_share is not None:
+            self.trainer.add_callback(ThreadShareCallback(self.cpu_share, self._threads_changed))
 
-    def _share_the_cpu(self) -> None:
+    def _watch_the_cpu(self):
         """On a CPU, train with as many threads as the rest of the machine leaves cores
         (cockpit/cpu_share.py: a busy neighbour otherwise stalls every barrier)."""
         from cockpit.cpu_share import CpuShare, share_enabled
 
         if self.precision.device != "cpu" or self.world_size > 1 or not share_enabled():
-            return
+            return None
         import torch
 
         share = CpuShare(torch.get_num_threads()).start()
-        if share.available:
-            self.trainer.add_callback(ThreadShareCallback(share, self._threads_changed))
+        return share if share.available else None
 
     def _threads_changed(self, step: int, threads: int, other_cores: float, most: int) -> None:
         if threads < most:
@@ -391,6 +393,8 @@ class TrainingRun:
         os.replace(tmp, final)
 
     def cleanup(self) -> None:
+        if self.cpu_share is not None:
+            self.cpu_share.stop()
         if self._own_sink and isinstance(self.sink, ev.JsonlSink):
             self.sink.close()
 

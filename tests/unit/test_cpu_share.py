@@ -18,11 +18,13 @@ def test_threads_are_the_cores_the_others_leave():
     assert threads_for(0.0, 16, 8) == 8  # never above what the trainer started with
 
 
-def test_the_count_changes_only_when_two_samples_agree():
+def test_the_first_sample_decides_later_changes_need_two():
     share = CpuShare(most=2, cores=2, interval=0.01)
     share.hz = 100
-    share.observe(2.0, machine_ticks=200 + 400, own_ticks=400)  # others: 1 core
-    assert share.desired == 2 and round(share.other_cores, 2) == 1.0
+    share.observe(2.0, machine_ticks=200 + 400, own_ticks=400)  # others: 1 core, before the first step
+    assert share.desired == 1 and round(share.other_cores, 2) == 1.0
+    share.observe(2.0, machine_ticks=400, own_ticks=400)  # a moment of calm
+    assert share.desired == 1
     share.observe(2.0, machine_ticks=600, own_ticks=400)
     assert share.desired == 1
     share.observe(2.0, machine_ticks=400, own_ticks=400)  # the neighbour stopped: one sample is not enough

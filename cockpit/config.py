@@ -317,7 +317,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     target = args[0] if optional else hint
     t_origin = typing.get_origin(target)
     if t_origin is dict:
-        from cockpit.data.formats import parse_columns
+        from cockpit.data.columns import parse_columns
 
         return parse_columns(value)  # names the bad entry itself
     try:

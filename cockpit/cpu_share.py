@@ -125,9 +125,29 @@ class CpuShare:
         log.debug("cpu share: others use %.2f cores, %d threads wanted, %d set", self.other_cores, want, self.desired)
 
 
+def threads_message(threads: int, other_cores: float, most: int) -> tuple[str, str]:
+    """The warning (message, advice) a viewer shows when the trainer's thread count changes."""
+    if threads < most:
+        return (f"other programs keep {other_cores:.1f} of the CPU cores busy: training goes on with {threads} "
+                f"thread{'s' if threads > 1 else ''} so none waits on a preempted partner",
+                "training is slower while they run; all threads come back when they stop")
+    return f"the CPU is free again: training with all {threads} threads", ""
+
+
 def share_enabled() -> bool:
     """Adapting the thread count is on unless the user fixed it."""
     return "OMP_NUM_THREADS" not in os.environ and os.environ.get("LLM_COCKPIT_CPU_SHARE", "1") != "0"
+
+
+def start_watching(device: str, world_size: int) -> CpuShare | None:
+    """A started :class:`CpuShare` for a trainer on the CPU in one process (DDP ranks already
+    run one thread each), unless the user fixed the thread count or /proc is not there."""
+    if device != "cpu" or world_size > 1 or not share_enabled():
+        return None
+    import torch
+
+    share = CpuShare(torch.get_num_threads()).start()
+    return share if share.available else None
 
 
 # ---------------------------------------------------------------- helper processes

@@ -21,7 +21,9 @@ from cockpit import events as ev
 from cockpit.advice import ADVICE
 from cockpit.callbacks import CHECKPOINT_MARKER, EventCallback, StopFlag, ThreadShareCallback, TokenCounter
 from cockpit.config import TrainConfig
+from cockpit.cpu_share import start_watching, threads_message
 from cockpit.errors import CockpitError, exception_line
+from cockpit.oom import is_oom, oom_message
 from cockpit.recipe import (count_tokens, emit_error, load_model, load_tokenizer, loading_words, model_label,
                             pick_precision, source_label, trainable_parameters)
 from cockpit.run_config import load_run_config
@@ -88,7 +90,7 @@ class TrainingRun:
             else:
                 self._fail(f"{type(exc).__name__}: {exc}", "see train.log in the run directory", step)
         except Exception as exc:  # noqa: BLE001 - every failure ends the run as 'failed' with a line
-            if _is_oom(exc):
+            if is_oom(exc):
                 self._fail(self._oom_message(exc), ADVICE["oom"], step)
             else:
                 log.exception("training failed")
@@ -99,16 +101,8 @@ class TrainingRun:
         return "failed"
 
     def _oom_message(self, exc: BaseException) -> str:
-        """What was asked for, against what the estimate said this config needs."""
-        where = "GPU" if getattr(self, "precision", None) and self.precision.device == "cuda" else "host RAM"
-        asked = _requested_bytes(str(exc))
-        parts = [f"out of memory ({where})"]
-        if asked:
-            parts.append(f"an allocation of {asked / 2**30:.2f} GiB failed")
-        est = _estimate(self.cfg) if self.cfg is not None else None
-        if est and est.get("total_bytes"):
-            parts.append(f"the estimate for this config was {est['total_bytes'] / 2**30:.2f} GiB at peak")
-        return "; ".join(parts)
+        on_gpu = getattr(self, "precision", None) is not None and self.precision.device == "cuda"
+        return oom_message(exc, on_gpu, _estimate(self.cfg) if self.cfg is not None else None)
 
     def _fail(self, message: str, advice: str, step: int) -> None:
         if not self.is_main:
@@ -131,7 +125,8 @@ class TrainingRun:
         resolved = resolve_model(cfg.model, report=self._phase)
         self.model_path = resolved.path
         self.precision = pick_precision(cfg)
-        self.cpu_share = self._watch_the_cpu()  # samples while the rest loads: decided before step 1
+        # samples while the rest loads, so the first step starts with the right thread count
+        self.cpu_share = start_watching(self.precision.device, self.world_size)
         self._phase("loading_tokenizer", f"Loading the tokenizer of {model_label(cfg.model)}")
         self.tokenizer = self._loading(load_tokenizer, resolved.path)
 
@@ -179,7 +174,7 @@ class TrainingRun:
         except (CockpitError, MemoryError, OSError):
             raise
         except Exception as exc:  # noqa: BLE001 - transformers raises many kinds for a broken model
-            if _is_oom(exc):
+            if is_oom(exc):
                 raise
             log.exception("loading %s failed", self.cfg.model)
             raise CockpitError(f"cannot load the model {self.cfg.model}: {type(exc).__name__}: {exception_line(exc)}",
@@ -239,25 +234,8 @@ class TrainingRun:
         if self.cpu_share is not None:
             self.trainer.add_callback(ThreadShareCallback(self.cpu_share, self._threads_changed))
 
-    def _watch_the_cpu(self):
-        """On a CPU, train with as many threads as the rest of the machine leaves cores
-        (cockpit/cpu_share.py: a busy neighbour otherwise stalls every barrier)."""
-        from cockpit.cpu_share import CpuShare, share_enabled
-
-        if self.precision.device != "cpu" or self.world_size > 1 or not share_enabled():
-            return None
-        import torch
-
-        share = CpuShare(torch.get_num_threads()).start()
-        return share if share.available else None
-
     def _threads_changed(self, step: int, threads: int, other_cores: float, most: int) -> None:
-        if threads < most:
-            message = (f"other programs keep {other_cores:.1f} of the CPU cores busy: training goes on with "
-                       f"{threads} thread{'s' if threads > 1 else ''} so none waits on a preempted partner")
-            advice = "training is slower while they run; all threads come back when they stop"
-        else:
-            message, advice = f"the CPU is free again: training with all {threads} threads", ""
+        message, advice = threads_message(threads, other_cores, most)
         self.sink.emit(ev.Warning(step=step, kind="cpu_share", message=message, advice=advice))
 
     def _tokens_so_far(self) -> int:
@@ -405,28 +383,6 @@ def _examples_line(stats) -> str:
         return (f"{stats.train_examples} train / {stats.eval_examples} eval documents packed into "
                 f"{stats.train_rows} / {stats.eval_rows} rows")
     return f"{stats.train_rows} train / {stats.eval_rows} eval examples"
-
-
-def _is_oom(exc: BaseException) -> bool:
-    name = type(exc).__name__
-    text = str(exc).lower()
-    return name in ("OutOfMemoryError", "OutOfMemory") or "out of memory" in text or "can't allocate memory" in text
-
-
-_UNITS = {"b": 1, "bytes": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6,
-          "gb": 10**9}
-
-
-def _requested_bytes(text: str) -> int | None:
-    """The size in torch's OOM messages: CUDA "Tried to allocate 2.00 GiB", CPU
-    "you tried to allocate 123456 bytes"."""
-    import re
-
-    m = re.search(r"tried to allocate ([0-9.]+)\s*([a-z]+)", text, re.IGNORECASE)
-    if not m:
-        return None
-    unit = _UNITS.get(m.group(2).lower())
-    return int(float(m.group(1)) * unit) if unit else None
 
 
 def _hardware_summary(precision) -> dict[str, Any]:

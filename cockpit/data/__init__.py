@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cockpit.data.formats import DATA_FORMATS, FORMATS, parse_columns, parse_record
+from cockpit.data.columns import parse_columns
+from cockpit.data.formats import DATA_FORMATS, FORMATS, parse_record
 from cockpit.data.loading import (DataOptions, LoadResult, load_examples, load_examples_strict, split_examples,
                                   split_indices)
 from cockpit.data.readers import MAX_LINE_BYTES, plural

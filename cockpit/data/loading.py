@@ -24,7 +24,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cockpit.data.formats import DATA_FORMATS, SUPERVISED, detect_format, parse_columns, parse_record
+from cockpit.data.columns import apply_columns, parse_columns
+from cockpit.data.formats import DATA_FORMATS, SUPERVISED, detect_format, parse_record
 from cockpit.data.readers import ReadStats, plural, read_source, short_list
 from cockpit.data.records import Example, Problem, RecordError
 from cockpit.data.sources import Source, resolve_source
@@ -134,8 +135,6 @@ def column_check(options: DataOptions):
 
     def check(types: dict[str, str], label: str) -> list[Problem]:
         probe = {name: "" for name in types}
-        from cockpit.data.formats import apply_columns
-
         mapped = apply_columns(probe, options.column_map)
         renamed = {ours: types[theirs] for ours, theirs in options.column_map.items() if theirs in types}
         typed = {**{k: v for k, v in types.items() if k in mapped}, **renamed}

@@ -9,6 +9,7 @@ import pytest
 
 from cockpit.data import load_examples, split_examples
 from cockpit.data import prepare as prep
+from cockpit.data.fingerprint import tokenizer_fingerprint
 from cockpit.errors import CockpitError
 from cockpit.tokenize import tokenize_example
 
@@ -101,7 +102,7 @@ def test_the_bundled_tokenizer_alone_and_the_materialized_model_share_a_fingerpr
     full = models_cache() / "smollm2-135m-instruct"
     if not (full / "tokenizer.json").is_file():
         pytest.skip("the bundled model is not materialized on this machine")
-    assert prep.tokenizer_fingerprint(load_tokenizer(full)) == prep.tokenizer_fingerprint(bundled_tokenizer)
+    assert tokenizer_fingerprint(load_tokenizer(full)) == tokenizer_fingerprint(bundled_tokenizer)
 
 
 def test_the_trainer_starts_from_what_the_start_check_cached(cache, tiny_config, monkeypatch):

@@ -77,6 +77,10 @@ class DataScreen(WizardStep[DataChoice]):
     @on(Input.Submitted, "#data-path")
     def _check(self) -> None:
         path = self.query_one("#data-path", Input).value.strip()
+        demo_train, demo_eval = demo_data()
+        evaluation = self.query_one("#data-eval", Input)
+        if path != demo_train and evaluation.value.strip() == demo_eval:
+            evaluation.value = ""  # the demo's held-out file says nothing about other data: hold out 10%
         self.view = None
         self.set_ready(False)
         self.query_one("#data-loading").display = True
@@ -120,7 +124,7 @@ class DataScreen(WizardStep[DataChoice]):
         self.query_one("#data-hist", Histogram).show(view.lengths, limit=self.max_length)
         self.query_one("#data-examples", Static).update(marked_text(view.examples))
         self.set_ready(report.ok)
-        self.set_status(f"{report.examples} examples, ready. Next: review the settings." if report.ok else
+        self.set_status(f"{report.usable} examples, ready. Next: review the settings." if report.ok else
                         "This file has problems (listed above): fix them first.", error=not report.ok)
 
     @on(Button.Pressed, "#data-demo")

@@ -297,6 +297,7 @@ def test_data_step_takes_a_directory_of_alpaca_json(tmp_path, at_repo):
                            timeout=30, what="the directory's report")
             report = text_of(screen, "#data-report")
             assert "6 examples" in report and "(format: alpaca)" in report
+            assert screen.query_one("#data-eval", Input).value == ""  # the demo's eval file went with the demo
             assert "It turns valve 0." in text_of(screen, "#data-examples")
             screen.query_one("#data-eval", Input).value = str(corpus / "nope.json")
             assert screen.result() is None and "does not exist" in text_of(screen, "#step-status")

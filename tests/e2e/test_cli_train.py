@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from cockpit import events as ev
 from cockpit.rundir import effective_status, read_status
+from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,15 +30,6 @@ def tiny_args(tiny_model_dir, tiny_data, runs, **extra):
               "eval_steps": 0}
     values.update(extra)
     return [f"{k}={v}" for k, v in values.items()]
-
-
-def wait_until(predicate, timeout=120.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_detached_run_survives_its_parent_stops_gracefully_and_resumes(tmp_path, tiny_model_dir, tiny_data):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from cockpit import events as ev
 from cockpit.rundir import read_status
-from tests.e2e.test_cli_train import cli, tiny_args, wait_until
+from tests.e2e.test_cli_train import cli, tiny_args
+from tests.helpers import wait_until
 
 STEPS = 12
 

@@ -14,7 +14,8 @@ import pytest
 from cockpit import events as ev
 from cockpit.callbacks import CHECKPOINT_MARKER
 from cockpit.rundir import effective_status, pid_alive, read_status
-from tests.e2e.test_cli_train import cli, tiny_args, wait_until
+from tests.e2e.test_cli_train import cli, tiny_args
+from tests.helpers import wait_until
 
 STEPS = 16
 

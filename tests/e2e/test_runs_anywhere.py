@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from cockpit.paths import DATA_DIR
 from cockpit.rundir import CONFIG_FILE, read_status
 from tests.conftest import TINY_ROWS, write_jsonl
 from tests.unit.test_runs_registry import fake_run
+from tests.helpers import wait_until
 
 TINY = ["max_length=48", "batch_size=2", "lora_r=4", "sample_count=1", "sample_max_new_tokens=2",
         "sample_every=0", "eval_steps=0", "eval_data=none", "eval_split=0.25"]
@@ -42,15 +42,6 @@ def make_project(root: Path, tiny_model_dir: Path) -> Path:
     (root / "models").mkdir()
     (root / "models" / "tiny").symlink_to(tiny_model_dir)
     return root
-
-
-def wait_until(predicate, timeout=120.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

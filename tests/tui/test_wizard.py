@@ -118,6 +118,15 @@ def test_method_step_on_a_small_gpu_suggests_a_smaller_model():
     run_async(go())
 
 
+async def enter_data(pilot, screen, path, until, what: str) -> None:
+    """Type a data source into the data step's path field and wait for its report."""
+    field = screen.query_one("#data-path", Input)
+    field.value = str(path)
+    field.focus()
+    await pilot.press("enter")
+    await wait_for(pilot, until, timeout=30, what=what)
+
+
 def test_data_step_refuses_a_broken_file_and_takes_the_demo(tmp_path, at_repo):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "a", "completion": "b"}\n{not json\n{"prompt": "", "completion": "x"}\n',
@@ -130,12 +139,9 @@ def test_data_step_refuses_a_broken_file_and_takes_the_demo(tmp_path, at_repo):
         async with app.run_test(size=(80, 24)) as pilot:
             await app.push_screen(screen)
             await wait_for(pilot, lambda: screen.view is not None, timeout=60, what="the demo report")
+            await enter_data(pilot, screen, bad, lambda: screen.view is not None
+                             and screen.view.report.path.endswith("bad.jsonl"), "the bad report")
             field = screen.query_one("#data-path", Input)
-            field.value = str(bad)
-            field.focus()
-            await pilot.press("enter")
-            await wait_for(pilot, lambda: screen.view is not None and screen.view.report.path.endswith("bad.jsonl"),
-                           timeout=30, what="the bad report")
             assert "NOT OK" in text_of(screen, "#data-report") and ":2:" in text_of(screen, "#data-report")
             assert not next_enabled(screen) and screen.result() is None
             field.value = str(tmp_path / "missing.jsonl")
@@ -289,12 +295,8 @@ def test_data_step_takes_a_directory_of_alpaca_json(tmp_path, at_repo):
         async with app.run_test(size=(80, 24)) as pilot:
             await app.push_screen(screen)
             await wait_for(pilot, lambda: screen.view is not None, timeout=60, what="the demo report")
-            field = screen.query_one("#data-path", Input)
-            field.value = str(corpus)
-            field.focus()
-            await pilot.press("enter")
-            await wait_for(pilot, lambda: screen.view is not None and "train.json" in screen.view.report.path,
-                           timeout=30, what="the directory's report")
+            await enter_data(pilot, screen, corpus, lambda: screen.view is not None
+                             and "train.json" in screen.view.report.path, "the directory's report")
             report = text_of(screen, "#data-report")
             assert "6 examples" in report and "(format: alpaca)" in report
             assert screen.query_one("#data-eval", Input).value == ""  # the demo's eval file went with the demo

@@ -104,8 +104,10 @@ def test_run_started_in_the_tui_outlives_it_and_attach_replays_everything(tmp_pa
         term.wait_for("ready. Next: review", timeout=120)  # the data report, with the model's tokenizer
         term.type(NEXT)
         term.wait_for("Step 6/7")
-        term.type("max_steps=12 batch_size=2 max_length=128 sample_every=0 sample_count=1 "
-                  "sample_max_new_tokens=2 eval_steps=0 save_steps=6" + ENTER)
+        # enough steps that the run is still going when the TUI is gone: the data is tokenized
+        # before the start and the tiny model trains a dozen steps in a few seconds
+        term.type("max_steps=80 batch_size=2 max_length=128 sample_every=0 sample_count=1 "
+                  "sample_max_new_tokens=2 eval_steps=0 save_steps=40" + ENTER)
         term.wait_for("Your changes")
         term.type(NEXT)
         term.wait_for("Step 7/7")
@@ -130,9 +132,9 @@ def test_run_started_in_the_tui_outlives_it_and_attach_replays_everything(tmp_pa
         lines = out.stdout.splitlines()
         started = [line for line in lines if line.startswith("run started:")]
         assert len(started) == 1 and str(tiny_model_dir) in started[0], lines[:3]
-        steps = [int(m.group(1)) for m in (re.match(r"step (\d+)/12  loss", line) for line in lines) if m]
-        assert steps == list(range(1, 13)), steps  # the whole history, every step once
-        assert lines[-1].startswith("run finished at step 12/12")
+        steps = [int(m.group(1)) for m in (re.match(r"step (\d+)/80  loss", line) for line in lines) if m]
+        assert steps == list(range(1, 81)), steps  # the whole history, every step once
+        assert lines[-1].startswith("run finished at step 80/80")
     finally:
         if term.proc.poll() is None:
             term.hang_up()

@@ -106,8 +106,24 @@ class TrainConfig:
     max_length: int = 512
     """Longest tokenized example; longer ones are truncated (the report says how many)."""
 
-    packing: bool = False
-    """Concatenate the examples of a batch into one row with no padding at all (padding-free)."""
+    packing: str = "auto"
+    """Concatenate the examples of a batch into one row with no padding at all (padding-free,
+    the same loss: the examples never see each other). auto: wherever that is exact for the
+    model family (Llama, Qwen, Mistral, Gemma, Phi-3 and more); true | false force it."""
+
+    learned_loss: bool = True
+    """Compute the output layer and the loss only at the positions that are learned (the
+    answers), a chunk at a time: the same loss as transformers' without the logits of every
+    prompt and padding token (less memory, less time). Families that soft-cap or scale their
+    logits always use transformers' loss; false uses it everywhere."""
+
+    kernels: str = "auto"
+    """auto | none | liger: Liger's fused Triton kernels (RMSNorm, SwiGLU, RoPE) on a CUDA GPU
+    for the families Liger covers (auto: when liger-kernel is installed)."""
+
+    attn: str = "auto"
+    """auto | sdpa | eager | flash_attention_2: the attention kernel. auto: FlashAttention 2 on
+    a CUDA GPU in fp16/bf16 when flash-attn is installed, else PyTorch's SDPA."""
 
     lora_r: int = 16
     """LoRA rank: the width of the adapter matrices (8-64)."""
@@ -297,6 +313,8 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
             raise CockpitError(f"unknown config key {key!r}",
                                f"{hint}`llm-cockpit train --keys` lists every key with its meaning")
         kwargs[key] = _coerce(key, value, hints[key])
+    if "packing" in kwargs:  # a boolean in older configs and in YAML: true/false
+        kwargs["packing"] = _TRI_STATE.get(str(kwargs["packing"]).strip().lower(), kwargs["packing"])
     cfg = TrainConfig(**kwargs)
     validate(cfg)
     return cfg
@@ -358,6 +376,10 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     raise CockpitError(f"config key {key!r} must be {tname}, got {value!r}", f"{key}: {field_docs().get(key)}")
 
 
+_TRI_STATE = {"auto": "auto", **{v: "true" for v in ("true", "yes", "on", "1")},
+              **{v: "false" for v in ("false", "no", "off", "0")}}
+
+
 def _check(cond: bool, key: str, value: Any, allowed: str) -> None:
     if not cond:
         raise CockpitError(f"config key {key!r} has an impossible value {value!r}", f"allowed: {allowed}")
@@ -385,6 +407,11 @@ def validate(cfg: TrainConfig) -> None:
     _check(bool(cfg.data.strip()), "data", cfg.data, "a data file, a directory or glob of them, or hf:ORG/NAME")
     from cockpit.data.formats import DATA_FORMATS
 
+    from cockpit.speedups import ATTENTIONS, KERNELS, PACKING
+
+    _check(cfg.packing in PACKING, "packing", cfg.packing, " | ".join(PACKING))
+    _check(cfg.kernels in KERNELS, "kernels", cfg.kernels, " | ".join(KERNELS))
+    _check(cfg.attn in ATTENTIONS, "attn", cfg.attn, " | ".join(ATTENTIONS))
     _check(cfg.data_format in DATA_FORMATS, "data_format", cfg.data_format, " | ".join(DATA_FORMATS))
     _check(bool(cfg.data_split.strip()), "data_split", cfg.data_split, "a split name such as train")
     if cfg.uses_lora:

@@ -34,7 +34,10 @@ def preflight(cfg: TrainConfig, progress=None) -> None:
     from cockpit.data.prepare import check_training_data, resolve_sources
     from cockpit.models import check_model_spec
 
+    from cockpit.speedups import check_speedups
+
     check_model_spec(cfg.model)
+    check_speedups(cfg)  # kernels=liger / attn=flash_attention_2 where they cannot work
     resolve_sources(cfg)  # a missing file or an empty directory: one line before anything is read
     from cockpit.disk import require_free_space
     from cockpit.rundir import ensure_runs_root

@@ -103,13 +103,20 @@ def load_tokenizer(model_path: Path):
     return tok
 
 
-def load_model(cfg: TrainConfig, model_path: Path, precision: Precision):
-    """The base model for ``cfg.method``, with LoRA attached where the method uses it."""
+def load_model(cfg: TrainConfig, model_path: Path, precision: Precision, attn: str | None = None):
+    """The base model for ``cfg.method``, with LoRA attached where the method uses it;
+    ``attn`` is the attention implementation (``cockpit.speedups`` decides it)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     dtype = getattr(torch, precision.dtype_name)
     kwargs: dict[str, Any] = {"dtype": dtype}
+    if attn:
+        from cockpit.packed_attention import NAME, register
+
+        if attn == NAME:
+            register()
+        kwargs["attn_implementation"] = attn
     if cfg.method in ("int8", "qlora"):
         from transformers import BitsAndBytesConfig
 

@@ -8,6 +8,7 @@ directory in a final state (finished, stopped or failed) whatever happens. It is
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import math
@@ -146,8 +147,21 @@ class TrainingRun:
         self.raw_probes = stats.format == "text" and not cfg.sample_prompts
 
         self._phase("loading_model", loading_words(cfg, self.precision))
-        self.model = self._loading(load_model, cfg, resolved.path, self.precision)
+        self.speedups = self._loading(self._resolve_speedups, resolved.path)
+        self.model = self._loading(load_model, cfg, resolved.path, self.precision, self.speedups.attn)
         self._setup_trainer()
+
+    def _resolve_speedups(self, model_path: Path):
+        """What this run gets of the learned-position loss, packing, Liger and attention."""
+        from transformers import AutoConfig
+
+        from cockpit.speedups import resolve_speedups
+
+        model_config = AutoConfig.from_pretrained(str(model_path))
+        sharded = next((name for name, var in (("fsdp", "ACCELERATE_USE_FSDP"), ("deepspeed", "ACCELERATE_USE_DEEPSPEED"))
+                        if os.environ.get(var, "").lower() in ("true", "1")), None)
+        return resolve_speedups(self.cfg, getattr(model_config, "model_type", ""), self.precision.device,
+                                self.precision.dtype_name, model_config, distributed=sharded)
 
     def _data_progress(self):
         """Reading and tokenizing a large dataset takes minutes: say where it is, once a second."""
@@ -184,9 +198,10 @@ class TrainingRun:
     def _setup_trainer(self) -> None:
         from transformers import PrinterCallback, Trainer, TrainingArguments
 
+        from cockpit.learned_loss import LearnedLoss, chunk_rows, free_device_memory, trainer_class
         from cockpit.tokenize import DataCollator
 
-        cfg = self.cfg
+        cfg, speedups = self.cfg, self.speedups
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(self.run_dir / "logs")
         has_eval = self.eval_set is not None and len(self.eval_set) > 0
         args = TrainingArguments(
@@ -218,18 +233,30 @@ class TrainingRun:
             remove_unused_columns=False,
             save_only_model=False,  # optimizer, scheduler and RNG states: needed to resume exactly
             ddp_find_unused_parameters=False if self.world_size > 1 else None,
+            prediction_loss_only=True,  # evaluation wants the loss; the logits would only fill memory
+            use_liger_kernel=speedups.liger,
         )
         self.tokens = TokenCounter(self._tokens_so_far() if self.resume else 0)
         count_tokens(self.model, self.tokens)
         sampler = self._sample if self.is_main else None
         self.callback = EventCallback(self.sink, self.run_dir, self.tokens, self.stop, sampler, cfg.sample_every,
                                       cfg.early_stopping_patience, start_step=0, world_size=self.world_size)
-        self.trainer = Trainer(
+        trainer_kwargs: dict[str, Any] = dict(
             model=self.model, args=args, train_dataset=self.train_set,
             eval_dataset=self.eval_set if has_eval else None,
-            data_collator=DataCollator(self.tokenizer, packing=cfg.packing),
+            data_collator=DataCollator(self.tokenizer, packing=speedups.packing),
             processing_class=self.tokenizer, callbacks=[self.callback],
         )
+        why_not = LearnedLoss.unsupported(self.model) if speedups.learned_loss else None
+        if why_not:
+            self.speedups = speedups = dataclasses.replace(
+                speedups, learned_loss=False, notes=[*speedups.notes, f"loss over every position: {why_not}"])
+        if speedups.learned_loss:
+            vocab = self.model.get_output_embeddings().weight.shape[0]
+            chunk = chunk_rows(vocab, self.precision.device, free_device_memory(self.precision.device))
+            self.trainer = trainer_class()(learned_loss=LearnedLoss(self.model, chunk), **trainer_kwargs)
+        else:
+            self.trainer = Trainer(**trainer_kwargs)
         self.trainer.remove_callback(PrinterCallback)  # our events replace its stdout dicts
         if self.cpu_share is not None:
             self.trainer.add_callback(ThreadShareCallback(self.cpu_share, self._threads_changed))
@@ -304,7 +331,10 @@ class TrainingRun:
                 f"{cfg.method}: training {trainable:,} of {params:,} parameters "
                 f"({100 * trainable / max(params, 1):.2f}%) on {self.precision.device} in {self.precision.dtype_name};"
                 f" {_examples_line(self.data.stats)}"
-                f"{' (tokenized data from the cache)' if self.data.cached else ''}"), advice=""))
+                f"{' (tokenized data from the cache)' if self.data.cached else ''}; {self.speedups.summary()}"),
+                advice=""))
+            for note in self.speedups.notes:
+                self.sink.emit(ev.Warning(step=start_step, kind="info", message=note, advice=""))
             missing = self._baselines_missing()
             if missing and cfg.uses_lora:
                 # Adapters can be switched off at any time, so the base answers need not hold up

@@ -11,15 +11,21 @@ import statistics
 
 from tests.bench.variants import TRAINING_VARIANTS
 
-# (name, numerator, denominator, target or None, what it shows)
+# (name, numerator, denominator, target or None, what it shows); a higher useful tokens/s is better
 RATIOS = [
     ("3/1", "cockpit", "recipe_padded", 3.0, "cockpit vs the workshop recipe"),
-    ("3/2", "cockpit", "recipe_dynamic", 1.0, "cockpit vs plain HF with dynamic padding"),
-    ("3b/3", "cockpit_packed", "cockpit", None, "packing vs padding, both cockpit"),
+    ("3a/2", "cockpit_learned", "recipe_dynamic", 1.15, "loss only where learned vs plain HF"),
+    ("3/2", "cockpit", "recipe_dynamic", 1.35, "+ packing (the defaults) vs plain HF"),
+    ("3a/3c", "cockpit_learned", "cockpit_hf_loss", None, "learned-position loss vs transformers'"),
     ("4/3", "cockpit_tui", "cockpit", 0.97, "cockpit with the dashboard vs headless"),
     ("5/3", "cockpit_ddp", "cockpit", None, "2 DDP processes vs 1 process"),
     ("6/3", "cockpit_busy", "cockpit", 0.55, "beside a busy process vs alone"),
     ("6b/3", "cockpit_busy_fixed", "cockpit", None, "the same, thread count fixed (before)"),
+]
+# (name, numerator, denominator, target or None, what it shows); a lower peak RSS is better
+RSS_RATIOS = [
+    ("3a/2 RSS", "cockpit_learned", "recipe_dynamic", 0.85, "peak RSS, loss only where learned"),
+    ("3/2 RSS", "cockpit", "recipe_dynamic", 0.85, "peak RSS, the defaults vs plain HF"),
 ]
 FIRST_PAINT_TARGET_S = 0.5
 EVENT_TO_SCREEN_TARGET_S = 1.0
@@ -43,16 +49,20 @@ def aggregate(rows: list[dict]) -> dict:
 
 
 def ratios(variants: dict[str, dict]) -> list[dict]:
-    """Useful tokens/s ratios with the target and a PASS/MISS verdict where there is one."""
+    """Useful tokens/s ratios (at least the target) and peak RSS ratios (at most the target),
+    with a PASS/MISS verdict where there is a target."""
     out = []
-    for name, num, den, target, what in RATIOS:
-        if num not in variants or den not in variants:
-            continue  # not both sides were asked for (--only)
-        a = variants.get(num, {}).get("useful_tok_s")
-        b = variants.get(den, {}).get("useful_tok_s")
-        value = round(a / b, 3) if a and b else None
-        verdict = None if value is None or target is None else ("PASS" if value >= target else "MISS")
-        out.append({"ratio": name, "what": what, "value": value, "target_min": target, "verdict": verdict})
+    for table, key, higher in ((RATIOS, "useful_tok_s", True), (RSS_RATIOS, "peak_rss_mib", False)):
+        for name, num, den, target, what in table:
+            if num not in variants or den not in variants:
+                continue  # not both sides were asked for (--only)
+            a = variants.get(num, {}).get(key)
+            b = variants.get(den, {}).get(key)
+            value = round(a / b, 3) if a and b else None
+            verdict = None if value is None or target is None else (
+                "PASS" if (value >= target if higher else value <= target) else "MISS")
+            bound = "target_min" if higher else "target_max"
+            out.append({"ratio": name, "what": what, "value": value, bound: target, "verdict": verdict})
     return out
 
 
@@ -107,7 +117,8 @@ def format_table(variants: dict[str, dict], ratio_rows: list[dict], latency_rows
         lines += ["", f"{'check':48} {'value':>8} {'target':>9}  verdict", "-" * 76]
     for r in ratio_rows:
         value = "n/a" if r["value"] is None else f"{r['value']:.2f}x"
-        target = "-" if r["target_min"] is None else f">= {r['target_min']:g}x"
+        bound = r.get("target_min", r.get("target_max"))
+        target = "-" if bound is None else f"{'>=' if 'target_min' in r else '<='} {bound:g}x"
         lines.append(f"{r['ratio'] + '  ' + r['what']:48} {value:>8} {target:>9}  {r['verdict'] or '-'}")
     for r in latency_rows:
         value = "n/a" if r["median_s"] is None else f"{r['median_s']:.3f} s"

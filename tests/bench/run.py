@@ -24,7 +24,7 @@ from tests.bench.report import aggregate, format_table, latency_verdicts, ratios
 from tests.bench.variants import TRAINING_VARIANTS, Context, run_variant
 
 LATENCY = ("first_paint", "event_to_screen")
-ALIASES = {"1": "recipe_padded", "2": "recipe_dynamic", "3": "cockpit", "3b": "cockpit_packed",
+ALIASES = {"1": "recipe_padded", "2": "recipe_dynamic", "3": "cockpit", "3a": "cockpit_learned", "3c": "cockpit_hf_loss",
            "4": "cockpit_tui", "5": "cockpit_ddp", "6": "cockpit_busy", "6b": "cockpit_busy_fixed",
            "a": "first_paint", "b": "event_to_screen"}
 ALL = [*TRAINING_VARIANTS, *LATENCY]
@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tests.bench.run",
                                 description="Benchmark llm-cockpit against the plain recipes: every variant "
                                             "back to back, a table and a JSON file.",
-                                epilog=f"names: {', '.join(ALL)} (or 1, 2, 3, 3b, 4, 5, 6, 6b, a, b)")
+                                epilog=f"names: {', '.join(ALL)} (or 1, 2, 3, 3a, 3c, 4, 5, 6, 6b, a, b)")
     p.add_argument("--steps", type=int, default=S.DEFAULT_STEPS, help="optimizer steps per training variant")
     p.add_argument("--repeats", type=int, default=1, help="runs of each training variant (medians are shown)")
     p.add_argument("--only", default="", help="comma-separated variants to run (default: all)")

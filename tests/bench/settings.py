@@ -33,8 +33,9 @@ LORA_DROPOUT = 0.0
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def cockpit_overrides(steps: int, output_dir: Path, *, packing: bool) -> list[str]:
-    """``llm-cockpit train`` overrides for the shared setup.
+def cockpit_overrides(steps: int, output_dir: Path, **settings: str) -> list[str]:
+    """``llm-cockpit train`` overrides for the shared setup, plus ``settings`` (e.g.
+    ``packing="false"``); what is not given stays at the cockpit's default.
 
     Notes on what cannot be switched off in the cockpit: it always generates one
     answer per probe prompt from the base model (with LoRA right after the first step,
@@ -52,12 +53,12 @@ def cockpit_overrides(steps: int, output_dir: Path, *, packing: bool) -> list[st
         "method": "lora", "max_steps": steps, "batch_size": BATCH_SIZE, "grad_accum": GRAD_ACCUM,
         "lr": LR, "lr_scheduler": LR_SCHEDULER, "warmup_ratio": WARMUP_RATIO,
         "weight_decay": WEIGHT_DECAY, "max_grad_norm": MAX_GRAD_NORM, "max_length": MAX_LENGTH,
-        "packing": str(packing).lower(), "lora_r": LORA_R, "lora_alpha": LORA_ALPHA,
+        "lora_r": LORA_R, "lora_alpha": LORA_ALPHA,
         "lora_dropout": LORA_DROPOUT, "lora_target_modules": ",".join(LORA_TARGETS),
         "grad_ckpt": "false", "precision": "fp32",
         "save_steps": 10**9,  # never reached: no checkpoint inside the loop
         "logging_steps": 1, "sample_every": 0, "sample_count": 1, "sample_max_new_tokens": 1,
         "early_stopping_patience": 0, "seed": SEED, "output_dir": str(output_dir),
-        "run_name": "bench",
+        "run_name": "bench", **settings,
     }
     return [f"{key}={value}" for key, value in pairs.items()]

@@ -2,8 +2,11 @@
 
 * ``recipe_padded`` (1) and ``recipe_dynamic`` (2): the plain HF Trainer + PEFT scripts;
   they write their own measurements as JSON.
-* ``cockpit`` (3) and ``cockpit_packed`` (3b): ``llm-cockpit train --foreground``; the
-  numbers come from the run's ``events.jsonl``, the same log the dashboard reads.
+* ``cockpit`` (3): ``llm-cockpit train --foreground`` at its defaults (the loss only where
+  it is learned, packing); ``cockpit_learned`` (3a): the learned-position loss with padding
+  instead of packing; ``cockpit_hf_loss`` (3c): transformers' own loss over every position,
+  with padding (the cockpit before it computed the loss only where learned). The numbers
+  come from the run's ``events.jsonl``, the same log the dashboard reads.
 * ``cockpit_tui`` (4): variant 3 again while ``llm-cockpit attach`` follows the run in an
   80x24 pseudo-terminal. The trainer is started exactly as in 3 (foreground, its own
   process), so its numbers compare one to one; the dashboard only adds its load.
@@ -50,13 +53,17 @@ class Context:
 TRAINING_VARIANTS = {
     "recipe_padded": "1  workshop recipe (pad to 512)",
     "recipe_dynamic": "2  HF Trainer + PEFT, dynamic pad",
-    "cockpit": "3  llm-cockpit headless",
-    "cockpit_packed": "3b llm-cockpit headless, packing",
+    "cockpit": "3  llm-cockpit defaults (3a + packing)",
+    "cockpit_learned": "3a loss only where learned, padded",
+    "cockpit_hf_loss": "3c transformers' loss, padded (before)",
     "cockpit_tui": "4  llm-cockpit + dashboard (80x24)",
     "cockpit_ddp": "5  llm-cockpit, 2 processes (DDP)",
     "cockpit_busy": "6  llm-cockpit beside a busy process",
     "cockpit_busy_fixed": "6b 6 with the thread count fixed",
 }
+# The settings of each cockpit variant beyond the shared setup (the rest: the defaults).
+COCKPIT_SETTINGS = {"cockpit_learned": {"packing": "false"},
+                    "cockpit_hf_loss": {"packing": "false", "learned_loss": "false"}}
 # A program that keeps one core busy for as long as it runs (a compile, an eval, a script).
 BUSY = [sys.executable, "-c", "while True: pass"]
 
@@ -75,7 +82,7 @@ def run_variant(name: str, ctx: Context) -> dict:
         if name in ("recipe_padded", "recipe_dynamic"):
             row.update(_recipe(name, ctx))
         else:
-            row.update(_cockpit(name, ctx, packing=name == "cockpit_packed", with_tui=name == "cockpit_tui",
+            row.update(_cockpit(name, ctx, settings=COCKPIT_SETTINGS.get(name, {}), with_tui=name == "cockpit_tui",
                                 processes=2 if name == "cockpit_ddp" else 1, busy=name.startswith("cockpit_busy"),
                                 fixed_threads=name == "cockpit_busy_fixed"))
     except Exception as exc:  # noqa: BLE001 - the table must go on with the other variants
@@ -134,14 +141,14 @@ def _recipe(name: str, ctx: Context) -> dict:
     return row
 
 
-# -- 3, 3b, 4, 5 and 6: the cockpit --------------------------------------------------------
-def _cockpit(name: str, ctx: Context, *, packing: bool, with_tui: bool, processes: int = 1, busy: bool = False,
+# -- 3, 3a, 3c, 4, 5 and 6: the cockpit ----------------------------------------------------
+def _cockpit(name: str, ctx: Context, *, settings: dict[str, str], with_tui: bool, processes: int = 1, busy: bool = False,
              fixed_threads: bool = False) -> dict:
     """``llm-cockpit train --foreground``; ``busy``: with a CPU-bound process beside it for the
     whole run; ``fixed_threads``: the trainer keeps all its threads (LLM_COCKPIT_CPU_SHARE=0)."""
     out = ctx.work_dir / name
     runs = out / "runs"
-    argv = cockpit_command() + ["train", "--foreground", *S.cockpit_overrides(ctx.steps, runs, packing=packing)]
+    argv = cockpit_command() + ["train", "--foreground", *S.cockpit_overrides(ctx.steps, runs, **settings)]
     if processes > 1:
         argv += ["--num-processes", str(processes)]
     env = None

@@ -61,6 +61,7 @@ class CalibrationCase:
     lora_dropout: float = 0.05
     targets: tuple[str, ...] = ALL_LINEAR
     tuned_allocator: bool = True  # cockpit.hardware.tune_cpu_allocator(), as the trainer should do
+    learned_loss: bool = True  # the trainer's chunked loss (cockpit.learned_loss); False: transformers' loss
 
 
     def label(self) -> str:
@@ -69,7 +70,8 @@ class CalibrationCase:
         ckpt = " ckpt" if self.grad_ckpt else ""
         name = self.model if self.model in (TINY, BUNDLED) else Path(self.model).name
         malloc = "" if self.tuned_allocator else " (default malloc)"
-        return f"{name} {self.method}{rank} b{self.batch} s{self.seq}{ckpt}{malloc}"
+        loss = "" if self.learned_loss else " hf-loss"
+        return f"{name} {self.method}{rank} b{self.batch} s{self.seq}{ckpt}{loss}{malloc}"
 
 
 @dataclass
@@ -171,7 +173,7 @@ def estimate_for(case: CalibrationCase, path: Path, device: str = "cpu"):
 
     return estimate_memory(resolve_spec(str(path)), case.method, case.batch, case.seq, case.lora_r,
                            targets=case.targets, grad_ckpt=case.grad_ckpt, device=device,
-                           lora_dropout=case.lora_dropout)
+                           lora_dropout=case.lora_dropout, learned_loss=case.learned_loss)
 
 
 def run_case(case: CalibrationCase, timeout: float = 1800) -> CalibrationResult:
@@ -335,6 +337,11 @@ def _worker(payload: dict[str, Any], out: Path) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)  # the HF Trainer's default (adamw_torch_fused)
     vocab = model.get_input_embeddings().weight.shape[0]
+    learned = None
+    if payload.get("learned_loss", True):
+        from cockpit.learned_loss import LearnedLoss, chunk_rows
+
+        learned = LearnedLoss(model, chunk_rows(vocab, device))
     gen = torch.Generator().manual_seed(0)
     b, s = payload["batch"], payload["seq"]
     step_peaks = []
@@ -350,7 +357,13 @@ def _worker(payload: dict[str, Any], out: Path) -> None:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16 if precision.bf16 else torch.float16,
                                   enabled=device == "cuda" and (precision.bf16 or precision.fp16))
         with autocast:
-            loss = model(**batch).loss  # the output (and its logits) is dropped before backward, as in Trainer
+            if learned is None:
+                loss = model(**batch).loss  # the output (and its logits) is dropped before backward, as in Trainer
+            else:  # as the trainer's LearnedLossTrainer: the head skipped, the loss on the learned positions
+                with learned.capturing():
+                    outputs = model(**{k: v for k, v in batch.items() if k != "labels"})
+                loss = learned(outputs, batch["labels"])
+                del outputs
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()

@@ -58,6 +58,8 @@ def register(sub) -> None:
                    help="run the standard and held-out cases of docs/calibration.md (~15 minutes on 2 cores)")
     p.add_argument("--default-malloc", action="store_true",
                    help="measure with glibc's default allocator settings instead of tune_cpu_allocator()")
+    p.add_argument("--hf-loss", action="store_true",
+                   help="measure transformers' loss over full logits instead of the trainer's learned-position loss")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(func=cmd_calibrate)
 
@@ -222,7 +224,7 @@ def cmd_calibrate(args) -> int:
         cases = [CalibrationCase(model=args.model, method=args.method, batch=_int(args.batch_size, "--batch-size"),
                                  seq=_int(args.seq_len, "--seq-len"), lora_r=_int(args.lora_r, "--lora-r"),
                                  grad_ckpt=args.grad_ckpt, steps=_int(args.steps, "--steps", 2), targets=ALL_LINEAR)]
-    cases = [replace(c, tuned_allocator=not args.default_malloc) for c in cases]
+    cases = [replace(c, tuned_allocator=not args.default_malloc, learned_loss=not args.hf_loss) for c in cases]
     for case in cases:
         validate_case(case)
     results = []

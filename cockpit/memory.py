@@ -58,11 +58,16 @@ token, and LoRA (dropout 0.05, all 7 projections) ~(33h + 17q + 8kv + 17I). With
 checkpointing (Chen et al. 2016) only each layer's input (a*h per token) stays, and one
 layer's activations are rebuilt during the backward pass.
 
-Logits: the output layer's (b, s, V) logits are upcast to fp32 for the loss
-(``transformers.loss.ForCausalLMLoss``); cross-entropy saves the fp32 log-softmax; at the
-start of the backward pass the log-softmax output, the NLL gradient and the log-softmax
-gradient are alive together: 12 bytes x b*s*V. Gemma 2's logit soft-capping saves one more
-a x b*s*V (the tanh output).
+Logits: the trainer's loss (``cockpit.learned_loss``, the default) applies the output layer
+only at the learned positions, ``chunk_rows`` at a time, and computes each chunk's gradient
+at once: one chunk of fp32 logits (64 MiB on the CPU, 512 MiB on a GPU at most, plus its
+16-bit copy on a GPU), the selected hidden states and their gradient (2 x 4 x b*s*h), and for
+full fine-tuning the output layer's fp32 gradient, all alive at the end of the forward pass.
+transformers' own loss (``learned_loss=false``, and Gemma 2, whose logits are soft-capped):
+the (b, s, V) logits are upcast to fp32 (``transformers.loss.ForCausalLMLoss``);
+cross-entropy saves the fp32 log-softmax; at the start of the backward pass the log-softmax
+output, the NLL gradient and the log-softmax gradient are alive together: 12 bytes x b*s*V.
+Gemma 2's logit soft-capping saves one more a x b*s*V (the tanh output).
 
 Peak: the largest of (1) the start of the backward pass (weights + optimizer states +
 all activations + logits), (2) for full fine-tuning, right after the output layer's
@@ -90,6 +95,7 @@ from typing import Any
 
 from cockpit.catalog import ModelSpec
 from cockpit.errors import CockpitError
+from cockpit.learned_loss import chunk_rows
 
 METHODS = ("full", "lora", "int8", "qlora")
 OPTIMIZERS = ("adamw", "adamw_8bit", "sgd")
@@ -204,11 +210,14 @@ def estimate_memory(
     precision: str = "auto",
     optimizer: str = "adamw",
     lora_dropout: float = 0.05,
+    learned_loss: bool = True,
 ) -> MemoryEstimate:
     """Peak memory of training ``spec`` with ``method`` on ``device`` (cpu | cuda).
 
     ``precision`` only matters on a GPU (fp32, or 16-bit for auto/bf16/fp16); the CPU trains
-    in fp32 whatever is asked, like the trainer.
+    in fp32 whatever is asked, like the trainer. ``learned_loss``: the trainer's chunked loss
+    on the learned positions (its default; never for Gemma 2's soft-capped logits), else
+    transformers' loss over full logits.
     """
     _validate(spec, method, batch, seq, lora_r, device, optimizer, lora_dropout)
     targets = tuple(ALL_LINEAR if targets is None else targets)
@@ -241,14 +250,22 @@ def estimate_memory(
     final = tokens * (4 * spec.hidden + 4 + (2 * a * spec.hidden if full else 0))
     ckpt_inputs = tokens * a * spec.hidden * (spec.layers + 1)
     acts_forward = ckpt_inputs + final if grad_ckpt else spec.layers * layer + final
-    logits = tokens * spec.vocab * (12 + (a if spec.arch == "gemma2" else 0))
+    learned_loss = learned_loss and spec.arch != "gemma2"
+    head_grad = 4 * spec.vocab * spec.hidden if full else 0
+    if learned_loss:
+        # cockpit.learned_loss: one chunk's fp32 logits (plus their 16-bit copy for a 16-bit
+        # head), the selected hidden states and their gradient; a trained head's fp32 gradient
+        # is made in the same pass. Every position counts as learned (the worst case).
+        rows = min(tokens, chunk_rows(spec.vocab, device))
+        logits = rows * spec.vocab * (4 + (2 if a == 2 else 0)) + 2 * 4 * tokens * spec.hidden + head_grad
+    else:
+        logits = tokens * spec.vocab * (12 + (a if spec.arch == "gemma2" else 0))
 
     persistent = weights + adapter_weights + opt_states
     # Gradients do not exist yet at the start of the backward pass; they build up while the
     # activations are freed, and all of them are alive at the optimizer step.
     phases = {"backward start": acts_forward + logits + autocast_copies}
-    if full:
-        head_grad = 4 * spec.vocab * spec.hidden
+    if full and not learned_loss:
         phases["output-layer backward"] = acts_forward + tokens * spec.vocab * (4 + a) + head_grad + autocast_copies
     # A tied matrix gets a second gradient from the embedding: a dense V x h gradient plus
     # its sum with the output layer's (measured: two V x h fp32 buffers at once).
@@ -265,8 +282,9 @@ def estimate_memory(
     at_peak_acts = {"backward start": acts_forward, "output-layer backward": acts_forward,
                     "optimizer step": 0, "recomputation": ckpt_inputs + final + layer + (
                         2 * a * spec.hidden * tokens if grad_ckpt else 0)}[peak_phase]
-    at_peak_logits = {"backward start": logits, "output-layer backward": tokens * spec.vocab * (4 + a)}.get(
-        peak_phase, 0)
+    # (a trained head's gradient made by the learned loss counts as a trainable state)
+    at_peak_logits = {"backward start": logits - (head_grad if learned_loss else 0),
+                      "output-layer backward": tokens * spec.vocab * (4 + a)}.get(peak_phase, 0)
     copies_at_peak = autocast_copies * (peak_phase != "optimizer step")
     states = dynamic - at_peak_acts - at_peak_logits - copies_at_peak
     if device == "cpu":
@@ -315,7 +333,7 @@ def estimate_for_config(cfg: Any, device: str | None = None) -> dict[str, Any]:
     est = estimate_memory(resolve_spec(cfg.model, network=False), cfg.method, cfg.batch_size, cfg.max_length,
                           cfg.lora_r, targets=[t for t in cfg.lora_target_modules if t in ALL_LINEAR] or None,
                           grad_ckpt=cfg.grad_ckpt, device=device, precision=precision,
-                          lora_dropout=cfg.lora_dropout)
+                          lora_dropout=cfg.lora_dropout, learned_loss=cfg.learned_loss)
     return est.to_dict()
 
 

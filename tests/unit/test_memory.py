@@ -72,12 +72,29 @@ def test_breakdown_sums_to_the_total_and_names_the_issue_keys():
                 assert est.to_dict()["total_bytes"] == est.total_bytes
 
 
-def test_logits_are_twelve_bytes_per_vocabulary_entry_per_token():
-    est = estimate_memory(SMOL, "lora", 2, 256, device="cpu")
+def test_transformers_loss_logits_are_twelve_bytes_per_vocabulary_entry_per_token():
+    est = estimate_memory(SMOL, "lora", 2, 256, device="cpu", learned_loss=False)
     assert est.breakdown["logits"] == 12 * 2 * 256 * SMOL.vocab
     gemma = lookup("google/gemma-2-2b")
     soft = estimate_memory(gemma, "lora", 1, 256, device="cuda")
     assert soft.breakdown["logits"] == (12 + 2) * 256 * gemma.vocab  # + the soft-capping tanh output
+    # soft-capped logits never take the learned-position loss, whatever is asked
+    assert estimate_memory(gemma, "lora", 1, 256, device="cuda", learned_loss=True).breakdown == soft.breakdown
+
+
+def test_learned_loss_logits_are_one_chunk_whatever_the_batch():
+    from cockpit.learned_loss import chunk_rows
+
+    rows = chunk_rows(SMOL.vocab, "cpu")
+    for batch, seq in ((4, 512), (16, 2048)):
+        est = estimate_memory(SMOL, "lora", batch, seq, device="cpu")
+        tokens = batch * seq
+        assert est.breakdown["logits"] == rows * SMOL.vocab * 4 + 8 * tokens * SMOL.hidden
+        assert est.breakdown["logits"] < estimate_memory(SMOL, "lora", batch, seq, device="cpu",
+                                                         learned_loss=False).breakdown["logits"] / 15
+    # fewer tokens than one chunk: only those rows
+    small = estimate_memory(SMOL, "lora", 1, 64, device="cuda")
+    assert small.breakdown["logits"] == 64 * SMOL.vocab * (4 + 2) + 8 * 64 * SMOL.hidden
 
 
 def test_adapters_cost_sixteen_bytes_per_trainable_parameter():

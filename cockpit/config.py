@@ -324,6 +324,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     optional = type(None) in typing.get_args(hint)
+    if isinstance(value, str) and value.strip().lower() in _NONE_IS_A_CHOICE.get(key, ()):
+        return value.strip().lower()  # kernels=none is a choice, not an empty value
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
         if optional:
             return None
@@ -376,6 +378,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     raise CockpitError(f"config key {key!r} must be {tname}, got {value!r}", f"{key}: {field_docs().get(key)}")
 
 
+# Keys for which the text "none" is one of the allowed values rather than "no value".
+_NONE_IS_A_CHOICE = {"kernels": ("none",)}
 _TRI_STATE = {"auto": "auto", **{v: "true" for v in ("true", "yes", "on", "1")},
               **{v: "false" for v in ("false", "no", "off", "0")}}
 

@@ -81,3 +81,8 @@ def test_bad_values_name_the_key_and_the_choices(key, value):
     with pytest.raises(CockpitError, match=key) as info:
         config_from_dict({key: value})
     assert "|" in info.value.advice
+
+
+def test_kernels_none_is_a_choice_not_an_empty_value():
+    assert config_from_dict({"kernels": "none"}).kernels == "none"
+    assert config_from_dict({"kernels": "None"}).kernels == "none"

@@ -77,12 +77,15 @@ def _chunked_forward(hidden, weight, bias, targets, chunk: int, want_grad: bool)
         h = hidden[start:start + chunk]
         y = targets[start:start + chunk]
         logits = F.linear(h, weight, bias).float()  # the head in the model's dtype, the loss in fp32
-        lse = torch.logsumexp(logits, dim=-1)
-        total += (lse - logits.gather(1, y.unsqueeze(1)).squeeze(1)).sum()
+        # log-sum-exp and softmax in the logits' own storage: no second chunk-sized buffer
+        logits.sub_(logits.amax(dim=-1, keepdim=True))
+        picked = logits.gather(1, y.unsqueeze(1)).squeeze(1)
+        sums = logits.exp_().sum(dim=-1)
+        total += (sums.log() - picked).sum()
         if not (need_h or need_w or need_b):
             continue
-        # d(sum of CE)/d(logits) = softmax - one_hot(target), built in the logits' own storage
-        grad_logits = logits.sub_(lse.unsqueeze(1)).exp_()
+        # d(sum of CE)/d(logits) = softmax - one_hot(target)
+        grad_logits = logits.div_(sums.unsqueeze(1))
         grad_logits[torch.arange(h.shape[0], device=h.device), y] -= 1.0
         g = grad_logits.to(weight.dtype) if weight.dtype != torch.float32 else grad_logits
         if need_h:

@@ -158,8 +158,8 @@ class TrainingRun:
         from cockpit.speedups import resolve_speedups
 
         model_config = AutoConfig.from_pretrained(str(model_path))
-        sharded = next((name for name, var in (("fsdp", "ACCELERATE_USE_FSDP"), ("deepspeed", "ACCELERATE_USE_DEEPSPEED"))
-                        if os.environ.get(var, "").lower() in ("true", "1")), None)
+        shards = (("fsdp", "ACCELERATE_USE_FSDP"), ("deepspeed", "ACCELERATE_USE_DEEPSPEED"))
+        sharded = next((name for name, var in shards if os.environ.get(var, "").lower() in ("true", "1")), None)
         return resolve_speedups(self.cfg, getattr(model_config, "model_type", ""), self.precision.device,
                                 self.precision.dtype_name, model_config, distributed=sharded)
 

@@ -24,7 +24,8 @@ from tests.bench.report import aggregate, format_table, latency_verdicts, ratios
 from tests.bench.variants import TRAINING_VARIANTS, Context, run_variant
 
 LATENCY = ("first_paint", "event_to_screen")
-ALIASES = {"1": "recipe_padded", "2": "recipe_dynamic", "3": "cockpit", "3a": "cockpit_learned", "3c": "cockpit_hf_loss",
+ALIASES = {"1": "recipe_padded", "2": "recipe_dynamic", "3": "cockpit", "3a": "cockpit_learned",
+           "3c": "cockpit_hf_loss",
            "4": "cockpit_tui", "5": "cockpit_ddp", "6": "cockpit_busy", "6b": "cockpit_busy_fixed",
            "a": "first_paint", "b": "event_to_screen"}
 ALL = [*TRAINING_VARIANTS, *LATENCY]

@@ -142,7 +142,8 @@ def _recipe(name: str, ctx: Context) -> dict:
 
 
 # -- 3, 3a, 3c, 4, 5 and 6: the cockpit ----------------------------------------------------
-def _cockpit(name: str, ctx: Context, *, settings: dict[str, str], with_tui: bool, processes: int = 1, busy: bool = False,
+def _cockpit(name: str, ctx: Context, *, settings: dict[str, str], with_tui: bool, processes: int = 1,
+             busy: bool = False,
              fixed_threads: bool = False) -> dict:
     """``llm-cockpit train --foreground``; ``busy``: with a CPU-bound process beside it for the
     whole run; ``fixed_threads``: the trainer keeps all its threads (LLM_COCKPIT_CPU_SHARE=0)."""

@@ -227,7 +227,7 @@ def resolve_spec(model: str, *, network: bool = True, timeout: float = HUB_TIMEO
     path = Path(name).expanduser()
     if path.is_dir():
         if (path / "config.json").is_file():
-            return spec_from_config(_read_json(path / "config.json"), str(path))
+            return spec_from_config(read_model_config(path / "config.json"), str(path))
         ggufs = sorted(path.glob("*.gguf"))
         if len(ggufs) == 1:
             return spec_from_gguf(ggufs[0])
@@ -242,7 +242,7 @@ def resolve_spec(model: str, *, network: bool = True, timeout: float = HUB_TIMEO
     return spec_from_config(_hub_config(name, network=network, timeout=timeout), name)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_model_config(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -257,7 +257,7 @@ def _hub_config(repo_id: str, *, network: bool, timeout: float) -> dict[str, Any
     try:
         from huggingface_hub import hf_hub_download
 
-        return _read_json(Path(hf_hub_download(repo_id, "config.json", local_files_only=True)))
+        return read_model_config(Path(hf_hub_download(repo_id, "config.json", local_files_only=True)))
     except CockpitError:
         raise
     except Exception:  # noqa: BLE001, S110 - not cached (or no huggingface_hub): try the network

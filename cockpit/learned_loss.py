@@ -109,21 +109,17 @@ def _autograd_function():
 
         @staticmethod
         def forward(ctx, hidden, weight, bias, targets, chunk, want_grad):  # noqa: D102
-            total, grad_h, grad_w, grad_b = _chunked_forward(hidden, weight, bias, targets, chunk, want_grad)
-            ctx.weight_dtype = weight.dtype
-            ctx.bias_dtype = bias.dtype if bias is not None else None
-            ctx.save_for_backward(*(t if t is not None else torch.empty(0) for t in (grad_h, grad_w, grad_b)))
-            ctx.present = (grad_h is not None, grad_w is not None, grad_b is not None)
+            total, *grads = _chunked_forward(hidden, weight, bias, targets, chunk, want_grad)
+            # intermediate results, not inputs: kept on ctx (no reference cycle through the graph)
+            ctx.grads = grads
+            ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
             return total
 
         @staticmethod
         def backward(ctx, grad_out):  # noqa: D102
-            saved = ctx.saved_tensors
-            has_h, has_w, has_b = ctx.present
-            gh = saved[0] * grad_out.to(saved[0].dtype) if has_h else None
-            gw = (saved[1] * grad_out).to(ctx.weight_dtype) if has_w else None
-            gb = (saved[2] * grad_out).to(ctx.bias_dtype) if has_b else None
-            return gh, gw, gb, None, None, None
+            scaled = tuple(None if g is None else (g * grad_out).to(dtype) for g, dtype in zip(ctx.grads, ctx.dtypes))
+            ctx.grads = None
+            return (*scaled, None, None, None)
 
     return ChunkedLinearCrossEntropy
 
@@ -154,8 +150,6 @@ class LearnedLoss:
         self.chunk = int(chunk)
         self._hidden = None
         self._active = False
-        self.learned_tokens = 0
-        """Learned positions in the last batch (what the loss was taken over)."""
         self._handle = self.head.register_forward_pre_hook(self._pre_hook)
 
     def _pre_hook(self, module, args):
@@ -177,7 +171,7 @@ class LearnedLoss:
         hidden, self._hidden = self._hidden, None
         if hidden is None:
             raise RuntimeError("the model's output layer was not reached: the learned-position loss has no "
-                               "hidden states (set chunked_loss=false for this model)")
+                               "hidden states (set learned_loss=false for this model)")
         if labels is None:
             raise RuntimeError("the learned-position loss needs labels")
         labels = labels.to(hidden.device)
@@ -185,10 +179,9 @@ class LearnedLoss:
         learned = shift != IGNORE_INDEX
         selected = hidden[..., :-1, :][learned]
         targets = shift[learned]
-        self.learned_tokens = int(targets.numel())
         total = linear_cross_entropy_sum(selected, self.head.weight, self.head.bias, targets, self.chunk)
         if num_items_in_batch is None:
-            return total / max(1, self.learned_tokens)
+            return total / max(1, targets.numel())
         if hasattr(num_items_in_batch, "to"):
             num_items_in_batch = num_items_in_batch.to(total.device)
         return total / num_items_in_batch

@@ -30,6 +30,16 @@ def segment_bounds(position_ids) -> list[int] | None:
     return [*starts, int(position_ids.shape[-1])]
 
 
+_last_bounds: list = [None, None]  # (position_ids, its bounds): every layer of a forward pass shares them
+
+
+def _bounds(position_ids) -> list[int] | None:
+    """:func:`segment_bounds`, once per forward pass (on a GPU each call waits for the device)."""
+    if _last_bounds[0] is not position_ids:
+        _last_bounds[:] = [position_ids, segment_bounds(position_ids)]
+    return _last_bounds[1]
+
+
 def packed_sdpa_attention(module, query, key, value, attention_mask, dropout: float = 0.0,
                           scaling: float | None = None, **kwargs):
     """transformers' attention-function signature: ``query`` [b, heads, s, d], ``key`` and
@@ -41,7 +51,7 @@ def packed_sdpa_attention(module, query, key, value, attention_mask, dropout: fl
     bounds = None
     if (position_ids is not None and query.shape[0] == 1 and query.shape[2] == key.shape[2] > 1
             and position_ids.shape[-1] == query.shape[2]):
-        bounds = segment_bounds(position_ids)
+        bounds = _bounds(position_ids)
     if bounds is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)

@@ -104,8 +104,9 @@ def resolve_speedups(cfg: Any, model_type: str, device: str, dtype_name: str, mo
     learned = bool(cfg.learned_loss)
     if learned and not plain_head(family, model_config):
         learned = False
-        notes.append(f"loss over every position: the {family} family's logits are not just its output layer's "
-                     "(soft-capping or scaling), so only transformers' own loss is exact")
+        notes.append(f"loss over every position: the {family} family's logits are not known to be just its "
+                     "output layer's (soft-capping or scaling in some families), so only transformers' own loss "
+                     "is exact")
     if learned and distributed:
         learned = False
         notes.append(f"loss over every position: under {distributed} the output layer's weights are sharded")
@@ -170,12 +171,13 @@ def check_speedups(cfg: Any) -> None:
 
 def local_model_type(spec: str) -> str | None:
     """The ``model_type`` in the model's config.json when it is on this machine (no download)."""
-    import json
-
+    from cockpit.catalog import read_model_config
     from cockpit.models import locate_model
 
     try:
         path = locate_model(spec)
-        return str(json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type") or "") or None
-    except (CockpitError, OSError, ValueError, TypeError, AttributeError):
+        if path is None or not (path / "config.json").is_file():
+            return None  # a hub model not downloaded yet, a bundled model not materialized yet
+        return str(read_model_config(path / "config.json").get("model_type") or "") or None
+    except CockpitError:
         return None

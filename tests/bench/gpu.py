@@ -337,24 +337,15 @@ def child_plain(job: dict[str, Any]) -> dict[str, Any]:
     from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainerCallback,
                               TrainingArguments)
 
-    from tests.bench.recipe_common import TokenMeter, texts
+    from tests.bench.recipe_common import TokenMeter, make_tokenize
 
     transformers.set_seed(job["seed"])
     tok = AutoTokenizer.from_pretrained(job["model_dir"])
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
 
-    def tokenize(row: dict) -> dict:
-        head, full = texts(tok, row, "chat")
-        enc = tok(full, max_length=job["seq"], truncation=True)
-        n_prompt = len(tok(head)["input_ids"])
-        labels = list(enc["input_ids"])
-        labels[:n_prompt] = [-100] * min(n_prompt, len(labels))
-        enc["labels"] = labels
-        return enc
-
     dataset = load_dataset("json", data_files=job["data"], split="train")
-    dataset = dataset.map(tokenize, remove_columns=dataset.column_names)
+    dataset = dataset.map(make_tokenize(tok, False, "chat", job["seq"]), remove_columns=dataset.column_names)
 
     dtype = getattr(torch, job["dtype_name"])
     kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": "sdpa"}

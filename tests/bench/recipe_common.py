@@ -61,12 +61,12 @@ def texts(tokenizer, row: dict, mode: str) -> tuple[str, str]:
     return head, head + completion + tokenizer.eos_token
 
 
-def make_tokenize(tokenizer, padding: str | bool, mode: str):
+def make_tokenize(tokenizer, padding: str | bool, mode: str, max_length: int = S.MAX_LENGTH):
     """The ``datasets.map`` function: ids, attention mask and labels with the prompt masked."""
 
     def tokenize(row: dict) -> dict:
         head, full = texts(tokenizer, row, mode)
-        enc = tokenizer(full, max_length=S.MAX_LENGTH, truncation=True, padding=padding)
+        enc = tokenizer(full, max_length=max_length, truncation=True, padding=padding)
         n_prompt = len(tokenizer(head)["input_ids"])
         labels = [tok if keep else -100 for tok, keep in zip(enc["input_ids"], enc["attention_mask"])]
         labels[:n_prompt] = [-100] * min(n_prompt, len(labels))

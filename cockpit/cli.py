@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "cockpit.cli_plan",
     "cockpit.cli_eval",
     "cockpit.cli_export",
+    "cockpit.cli_compare",
     "cockpit.cli_tui",
 )
 

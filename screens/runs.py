@@ -21,6 +21,7 @@ class RunsScreen(Screen[None]):
     BINDINGS = [
         Binding("enter", "open", "Open", show=True, priority=False),
         Binding("n", "new", "New run"),
+        Binding("c", "compare", "Compare marked"),
         Binding("g", "refresh", "Refresh"),
         Binding("q", "app.quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -58,6 +59,17 @@ class RunsScreen(Screen[None]):
 
     def action_new(self) -> None:
         self.app.start_wizard()
+
+    def action_compare(self) -> None:
+        """Compare the runs marked with space (at least two)."""
+        marked = self.query_one(RunsTable).marked
+        if len(marked) < 2:
+            self.notify("Mark at least two runs with space, then press c to compare them.",
+                        title="Compare runs", severity="warning")
+            return
+        from screens.compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(marked))
 
     def action_help(self) -> None:
         from screens.help import HelpScreen

@@ -127,15 +127,17 @@ class LineChart(Widget):
 
     DEFAULT_CSS = load_css("chart.tcss")
     COMPONENT_CLASSES = {"linechart--title", "linechart--axis", "linechart--s0", "linechart--s1",
-                         "linechart--s2", "linechart--empty"}
+                         "linechart--s2", "linechart--s3", "linechart--s4", "linechart--empty"}
+    SERIES_STYLES = 5  # series past the fifth take the fifth's colour
 
     title: reactive[str] = reactive("", layout=False)
 
     def __init__(self, title: str, labels: Sequence[str] = ("",), *, empty_text: str = "waiting for data",
-                 robust: bool = False, name: str | None = None, id: str | None = None,
+                 robust: bool = False, x_label: str = "step", name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.title = title
+        self.x_label = x_label  # what the x axis counts (its right end reads "<x_label> <last x>")
         self.robust = robust
         self.labels = list(labels)
         self.empty_text = empty_text
@@ -205,13 +207,13 @@ class LineChart(Widget):
             if chars:
                 line.append("".join(chars), styles[run_index] if run_index >= 0 else None)
             rows.append(line)
-        left, right = f"{x0:.0f}", f"step {x1:.0f}"
+        left, right = f"{x0:.0f}", f"{self.x_label} {x1:.0f}"
         gap = max(1, plot_w - len(left) - len(right))
         rows.append(Text(" " * axis_w + left + " " * gap + right, axis_style, no_wrap=True))
         return rows
 
     def _series_style(self, index: int) -> Style:
-        return self.get_component_rich_style(f"linechart--s{min(index, 2)}")
+        return self.get_component_rich_style(f"linechart--s{min(index, self.SERIES_STYLES - 1)}")
 
     def _header(self, width: int) -> Text:
         text = Text(self.title, style=self.get_component_rich_style("linechart--title"), no_wrap=True)

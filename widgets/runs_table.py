@@ -1,4 +1,4 @@
-"""A table of training runs: state, model, method, progress, best loss and age."""
+"""A table of training runs: state, model, method, progress, best loss and age; space marks runs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.text import Text
 from textual import on
+from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -15,6 +16,7 @@ from cockpit.rundir import RunInfo
 
 STATE_STYLES = {"running": "bold", "starting": "italic", "finished": "", "stopped": "italic", "failed": "bold reverse"}
 COLUMNS = ("run", "state", "model", "method", "progress", "best loss", "age")
+MARK = "● "  # before the name of a marked run
 
 
 def short_model(model: str) -> str:
@@ -23,7 +25,10 @@ def short_model(model: str) -> str:
 
 
 class RunsTable(DataTable):
-    """One row per run; Enter (or a click) posts :class:`RunsTable.Chosen`."""
+    """One row per run; Enter (or a click) posts :class:`RunsTable.Chosen`. Space marks or
+    unmarks the run under the cursor (:attr:`marked`, in the order they were marked)."""
+
+    BINDINGS = [Binding("space", "toggle_mark", "Mark")]
 
     class Chosen(Message):
         """The person picked this run."""
@@ -35,9 +40,30 @@ class RunsTable(DataTable):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
         self._paths: dict[str, Path] = {}
+        self._names: dict[str, str] = {}
+        self._marked: list[str] = []  # row keys, in the order they were marked
 
     def on_mount(self) -> None:
-        self.add_columns(*COLUMNS)
+        self._run_column = self.add_columns(*COLUMNS)[0]
+
+    @property
+    def marked(self) -> list[Path]:
+        """The marked runs still in the table, in the order they were marked."""
+        return [self._paths[key] for key in self._marked if key in self._paths]
+
+    def action_toggle_mark(self) -> None:
+        if not self.row_count:
+            return
+        key = str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        if key in self._marked:
+            self._marked.remove(key)
+        else:
+            self._marked.append(key)
+        self.update_cell(key, self._run_column, self._name_cell(key), update_width=True)
+
+    def _name_cell(self, key: str) -> str | Text:
+        name = self._names.get(key, "")
+        return Text.assemble((MARK, "bold"), name) if key in self._marked else name
 
     def show(self, runs: Sequence[RunInfo], now: float) -> None:
         """Fill the table; ``now`` (unix seconds) is injected so ages are reproducible."""
@@ -46,9 +72,10 @@ class RunsTable(DataTable):
         for info in runs:
             key = str(info.path)
             self._paths[key] = info.path
+            self._names[key] = info.name
             progress = f"{info.step}/{info.total_steps}" if info.total_steps else str(info.step or "-")
             self.add_row(
-                info.name,
+                self._name_cell(key),
                 Text(info.state, style=STATE_STYLES.get(info.state, "")),
                 short_model(info.model),
                 info.method,

@@ -23,12 +23,13 @@ COMMAND_MODULES = (
     "cockpit.cli_eval",
     "cockpit.cli_export",
     "cockpit.cli_compare",
+    "cockpit.cli_chat",
     "cockpit.cli_tui",
 )
 
 
 # Commands that share the machine with a running trainer: they take one CPU thread then.
-HELPER_COMMANDS = ("data", "eval", "export")
+HELPER_COMMANDS = ("data", "eval", "export", "chat")
 
 
 def build_parser() -> argparse.ArgumentParser:

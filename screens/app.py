@@ -19,7 +19,7 @@ from textual.widgets import Input, TextArea
 
 from screens import services
 
-StartMode = Literal["wizard", "dashboard", "runs"]
+StartMode = Literal["wizard", "dashboard", "runs", "chat"]
 
 
 class CockpitApp(App[None]):
@@ -40,7 +40,8 @@ class CockpitApp(App[None]):
 
     def __init__(self, *, output_dir: str | Path | None = None, start: StartMode = "wizard",
                  run_dir: str | Path | None = None, now: Callable[[], float] = time.time,
-                 engine=None, interval: float = 0.25, light: bool = False, cursor_blink: bool = True) -> None:
+                 engine=None, interval: float = 0.25, light: bool = False, cursor_blink: bool = True,
+                 chat: dict | None = None) -> None:
         super().__init__()
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.start_mode = start
@@ -50,6 +51,7 @@ class CockpitApp(App[None]):
         self.cursor_blink = cursor_blink
         self.detached_from: Path | None = None
         self._engine = engine
+        self.chat_options = chat or {}  # start="chat": ChatScreen's target and options (llm-cockpit chat)
         if light:
             self.theme = "textual-light"
 
@@ -65,6 +67,8 @@ class CockpitApp(App[None]):
     def on_mount(self) -> None:
         if self.start_mode == "dashboard" and self.run_dir is not None:
             self.open_run(self.run_dir)
+        elif self.start_mode == "chat":
+            self.open_chat(**self.chat_options)
         elif self.start_mode == "runs":
             from screens.runs import RunsScreen
 
@@ -97,6 +101,12 @@ class CockpitApp(App[None]):
 
         self.run_dir = Path(run_dir)
         self._show(DashboardScreen(self.run_dir, interval=self.interval))
+
+    def open_chat(self, target=None, **options) -> None:
+        """Talk to a run's model (or a model) on the chat screen, over the current screen."""
+        from screens.chat import ChatScreen
+
+        self.push_screen(ChatScreen(target, output_dir=self.output_dir, **options))
 
     def open_runs(self) -> None:
         from screens.runs import RunsScreen

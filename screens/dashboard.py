@@ -40,6 +40,7 @@ class DashboardScreen(Screen[None]):
         Binding("q", "detach", "Detach"),
         Binding("d", "detach", "Detach", show=False),
         Binding("e", "export", "Export"),
+        Binding("t", "talk", "Talk", show=False),
         Binding("c", "resume", "Continue", show=False),
         Binding("r", "runs", "Runs"),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -241,3 +242,11 @@ class DashboardScreen(Screen[None]):
         from screens.export import ExportScreen
 
         self.app.push_screen(ExportScreen(self.run_dir))
+
+    def action_talk(self) -> None:
+        """Chat with the run's model (beside its base): a finished or stopped run only."""
+        if self.state.state not in ("finished", "stopped"):
+            self.notify(f"Talking needs a finished or stopped run; this one is {self.state.state}.",
+                        severity="warning")
+            return
+        self.app.open_chat(self.run_dir)

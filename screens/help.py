@@ -17,6 +17,7 @@ HELP_TEXT = """\
 | `q` / `d` | leave this window; **training keeps going** (`llm-cockpit attach` comes back) |
 | `c` | continue a stopped or failed run from its last checkpoint |
 | `e` | export a finished run to Ollama / GGUF |
+| `t` | talk to a finished or stopped run's model, beside its base model (`llm-cockpit chat`) |
 | `r` | all runs |
 | `1`-`4` | overview, samples, warnings, details |
 | `tab` / `shift+tab` | move between panels; arrows scroll |

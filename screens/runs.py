@@ -22,6 +22,7 @@ class RunsScreen(Screen[None]):
         Binding("enter", "open", "Open", show=True, priority=False),
         Binding("n", "new", "New run"),
         Binding("c", "compare", "Compare marked"),
+        Binding("t", "talk", "Talk", show=False),
         Binding("g", "refresh", "Refresh"),
         Binding("q", "app.quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -70,6 +71,21 @@ class RunsScreen(Screen[None]):
         from screens.compare import CompareScreen
 
         self.app.push_screen(CompareScreen(marked))
+
+    def action_talk(self) -> None:
+        """Chat with the highlighted run's model (finished or stopped runs)."""
+        table = self.query_one(RunsTable)
+        if not table.row_count:
+            self.notify("No run to talk to yet.", severity="warning")
+            return
+        run_dir = Path(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
+        from cockpit.rundir import effective_status
+
+        state = str(effective_status(run_dir).get("state", "unknown"))
+        if state not in ("finished", "stopped"):
+            self.notify(f"Talking needs a finished or stopped run; {run_dir.name} is {state}.", severity="warning")
+            return
+        self.app.open_chat(run_dir)
 
     def action_help(self) -> None:
         from screens.help import HelpScreen

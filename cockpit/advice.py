@@ -11,10 +11,15 @@ ADVICE = {
                    "gradient clipping (max_grad_norm) limits the damage; inspect the data if it repeats"),
     "loss_spike": ("often a few bad samples: look at the examples of this step's batch; keep gradient "
                    "clipping on (max_grad_norm=1.0)"),
-    "loss_flat": "check the data and the prompt masking, then raise the learning rate",
+    "loss_flat": ("the learning rate is too low or the labels are wrong: check the data and the prompt "
+                  "masking (llm-cockpit data check shows what is learned), then raise the learning rate"),
     "overfit": "eval loss rising while train loss falls is overfitting: fewer epochs or early stopping",
     "oom": ("try, in order: a smaller batch_size with more grad_accum, grad_ckpt=true, "
             "method=qlora, a shorter max_length, a smaller model"),
     "mem_high": "memory is close to the limit: a smaller batch_size or grad_ckpt=true leaves room",
-    "slow_io": "the GPU waits for data: use a bigger batch or check the disk",
+    "slow_io": ("training waits for its batches: put the data on a local disk, use a bigger batch, "
+                "or tokenize once ahead (the tokenized cache is reused by later runs)"),
+    "gpu_hot": "the GPU runs hotter than 85 C: check the cooling and the fan curve",
+    "gpu_idle": ("the GPU is often idle: the input pipeline is likely the bottleneck, or the batch is too "
+                 "small for the card; try a bigger batch_size, or packing=true"),
 }

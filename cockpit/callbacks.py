@@ -14,6 +14,7 @@ from transformers import TrainerCallback
 
 from cockpit import events as ev
 from cockpit.advice import ADVICE
+from cockpit.checklist import Checklist
 from cockpit.rundir import write_status
 from cockpit.telemetry import GpuPoller, memory_snapshot
 
@@ -29,6 +30,22 @@ class TokenCounter:
 
     def __init__(self, start: int = 0) -> None:
         self.total = start
+
+
+def time_batches(trainer, report: Callable[[float], None]) -> None:
+    """Report how long ``trainer`` waits for the batches of each accumulation window (the
+    Trainer fetches them all in ``get_batch_samples`` before the window's first step): the
+    checklist's "slow data" reading. Wrapped on this instance only."""
+    fetch = trainer.get_batch_samples
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fetch(*args, **kwargs)
+        finally:
+            report(time.perf_counter() - t0)
+
+    trainer.get_batch_samples = timed
 
 
 class StopFlag:
@@ -98,6 +115,12 @@ class EventCallback(TrainerCallback):
         # The base model's answers still to give (rank 0, adapter methods): set by the trainer,
         # called once right after the first logged step, or earlier if a sample is due first.
         self.baseline: Callable[[], None] | None = None
+        # The checklist's detectors (flat loss, memory, heat, idle GPU, slow data); the trainer
+        # reports each wait for batches through data_wait (it wraps get_batch_samples).
+        self.checklist = Checklist()
+        self._data_s = 0.0
+        self._step_end_t: float | None = None
+        self._busy = False
 
     # -- helpers -------------------------------------------------------------
     def _eta(self, step: int, total: int) -> float | None:
@@ -107,6 +130,14 @@ class EventCallback(TrainerCallback):
             return None
         return (time.time() - self.session_t0) / done * max(0, total - step)
 
+    def _emit(self, warnings) -> None:
+        for warning in warnings:
+            self.sink.emit(warning)
+
+    def data_wait(self, seconds: float) -> None:
+        """The Trainer waited this long for the batches of an accumulation window."""
+        self._data_s += seconds
+
     def give_baseline(self) -> None:
         """Give the base model's answers now if they are still due. The time they take is not
         training: speed, elapsed time and ETA leave it out, as they leave out model loading."""
@@ -115,6 +146,7 @@ class EventCallback(TrainerCallback):
             return
         t0 = time.time()
         give()
+        self._busy = True
         spent = time.time() - t0
         self.session_t0 += spent
         self._last_t += spent
@@ -124,6 +156,7 @@ class EventCallback(TrainerCallback):
         # Speed and ETA count from here: model loading and the baseline samples are not training.
         self.session_t0 = self._last_t = time.time()
         self._last_tokens = self.tokens.total
+        self._step_end_t, self._data_s = self._last_t, 0.0
 
     def on_step_begin(self, args, state, control, **kwargs):
         if state.global_step < self.start_step:  # resumed: the loaded state is the truth
@@ -144,13 +177,16 @@ class EventCallback(TrainerCallback):
             dt = max(now - self._last_t, 1e-9)
             tps = (self.tokens.total - self._last_tokens) * self.world_size / dt
             self._last_t, self._last_tokens = now, self.tokens.total
+            mem = memory_snapshot()
             self.sink.emit(ev.Step(
                 step=step, epoch=float(state.epoch or 0.0), loss=loss, grad_norm=grad,
                 lr=logs.get("learning_rate"), tokens_per_s=round(tps, 2), tokens=self.tokens.total * self.world_size,
                 elapsed_s=round(now - self.session_t0, 3), eta_s=self._eta(step, state.max_steps),
-                mem=memory_snapshot(),
+                mem=mem,
             ))
             self._watch(step, loss, grad, control)
+            self._emit(self.checklist.train_loss(step, loss, evaluated=args.eval_strategy != "no"))
+            self._emit(self.checklist.memory(step, mem))
             if math.isfinite(loss):
                 self.last_loss = loss
                 self.best_loss = loss if self.best_loss is None else min(self.best_loss, loss)
@@ -165,6 +201,8 @@ class EventCallback(TrainerCallback):
             eval_loss = float(logs["eval_loss"])
             metrics = {k: v for k, v in logs.items() if k.startswith("eval_") and k != "eval_loss"}
             self.sink.emit(ev.Eval(step=step, eval_loss=eval_loss, metrics=metrics))
+            self._emit(self.checklist.eval_loss(step, eval_loss))
+            self._busy = True
             self._early_stop(eval_loss, control)
             if main:
                 write_status(self.run_dir, eval_loss=eval_loss, best_eval_loss=self.best_eval)
@@ -207,9 +245,15 @@ class EventCallback(TrainerCallback):
         if not self._gpu.available or time.time() - self._last_gpu < GPU_POLL_S:
             return
         self._last_gpu = time.time()
-        self.sink.emit(ev.Gpu(step=step, devices=self._gpu.read()))
+        devices = self._gpu.read()
+        self.sink.emit(ev.Gpu(step=step, devices=devices))
+        self._emit(self.checklist.gpu(step, devices))
 
     def on_step_end(self, args, state, control, **kwargs):
+        now = time.time()
+        if self._step_end_t is not None:
+            self._emit(self.checklist.step_time(state.global_step, self._data_s, now - self._step_end_t, self._busy))
+        self._step_end_t, self._data_s, self._busy = now, 0.0, False
         if self.world_size > 1:
             self._agree_on_stop(args.device)
         if self.stop.requested:
@@ -220,6 +264,7 @@ class EventCallback(TrainerCallback):
                 and state.global_step % self.sample_every == 0 and state.global_step < state.max_steps):
             self.give_baseline()  # the "before" comes before any "after" (a sample due before the first log)
             self.sampler(state.global_step)
+            self._busy = True
 
     def _agree_on_stop(self, device) -> None:
         """A signal reaches rank 0 only (its pid is in status.json); every rank must stop at the
@@ -235,6 +280,7 @@ class EventCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         self.last_saved_step = state.global_step
+        self._busy = True
         if not state.is_world_process_zero:
             return
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"

@@ -125,6 +125,11 @@ class TrainConfig:
     """auto | sdpa | eager | flash_attention_2: the attention kernel. auto: FlashAttention 2 on
     a CUDA GPU in fp16/bf16 when flash-attn is installed, else PyTorch's SDPA."""
 
+    report_to: str = "tensorboard"
+    """Experiment trackers, comma-separated: tensorboard (RUN/logs) | wandb | mlflow | trackio, or
+    none. Through transformers' own integrations; each needs its package installed, and keys
+    come from the environment or the tracker's own login, never from this config."""
+
     lora_r: int = 16
     """LoRA rank: the width of the adapter matrices (8-64)."""
 
@@ -379,7 +384,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
 
 # Keys for which the text "none" is one of the allowed values rather than "no value".
-_NONE_IS_A_CHOICE = {"kernels": ("none",)}
+_NONE_IS_A_CHOICE = {"kernels": ("none",), "report_to": ("none",)}
 _TRI_STATE = {"auto": "auto", **{v: "true" for v in ("true", "yes", "on", "1")},
               **{v: "false" for v in ("false", "no", "off", "0")}}
 
@@ -416,6 +421,10 @@ def validate(cfg: TrainConfig) -> None:
     _check(cfg.packing in PACKING, "packing", cfg.packing, " | ".join(PACKING))
     _check(cfg.kernels in KERNELS, "kernels", cfg.kernels, " | ".join(KERNELS))
     _check(cfg.attn in ATTENTIONS, "attn", cfg.attn, " | ".join(ATTENTIONS))
+    from cockpit.trackers import TRACKERS, unknown_trackers
+
+    _check(not unknown_trackers(cfg.report_to), "report_to", cfg.report_to,
+           " | ".join(TRACKERS) + " (several comma-separated), or none")
     _check(cfg.data_format in DATA_FORMATS, "data_format", cfg.data_format, " | ".join(DATA_FORMATS))
     _check(bool(cfg.data_split.strip()), "data_split", cfg.data_split, "a split name such as train")
     if cfg.uses_lora:

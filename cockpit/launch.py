@@ -35,9 +35,11 @@ def preflight(cfg: TrainConfig, progress=None) -> None:
     from cockpit.models import check_model_spec
 
     from cockpit.speedups import check_speedups
+    from cockpit.trackers import check_trackers
 
     check_model_spec(cfg.model)
     check_speedups(cfg)  # kernels=liger / attn=flash_attention_2 where they cannot work
+    check_trackers(cfg.report_to)  # report_to=wandb without wandb installed
     resolve_sources(cfg)  # a missing file or an empty directory: one line before anything is read
     from cockpit.disk import require_free_space
     from cockpit.rundir import ensure_runs_root

@@ -20,7 +20,8 @@ from typing import Any
 
 from cockpit import events as ev
 from cockpit.advice import ADVICE
-from cockpit.callbacks import CHECKPOINT_MARKER, EventCallback, StopFlag, ThreadShareCallback, TokenCounter
+from cockpit.callbacks import (CHECKPOINT_MARKER, EventCallback, StopFlag, ThreadShareCallback, TokenCounter,
+                               time_batches)
 from cockpit.config import TrainConfig
 from cockpit.cpu_share import start_watching, threads_message
 from cockpit.errors import CockpitError, exception_line
@@ -28,6 +29,7 @@ from cockpit.oom import is_oom, oom_message
 from cockpit.recipe import (count_tokens, emit_error, load_model, load_tokenizer, loading_words, model_label,
                             pick_precision, source_label, trainable_parameters)
 from cockpit.run_config import load_run_config
+from cockpit.trackers import tracker_environment, tracker_names
 from cockpit.rundir import EVENTS_FILE, read_status, write_status
 
 log = logging.getLogger(__name__)
@@ -202,7 +204,7 @@ class TrainingRun:
         from cockpit.tokenize import DataCollator
 
         cfg, speedups = self.cfg, self.speedups
-        os.environ["TENSORBOARD_LOGGING_DIR"] = str(self.run_dir / "logs")
+        os.environ.update(tracker_environment(cfg.report_to, self.run_dir))  # (the trainer's own process)
         has_eval = self.eval_set is not None and len(self.eval_set) > 0
         args = TrainingArguments(
             output_dir=str(self.run_dir / "checkpoints"),
@@ -227,7 +229,8 @@ class TrainingRun:
             bf16=self.precision.bf16,
             fp16=self.precision.fp16,
             use_cpu=self.precision.device == "cpu",
-            report_to=["tensorboard"],
+            report_to=tracker_names(cfg.report_to) or "none",
+            run_name=self.run_dir.name,
             disable_tqdm=True,
             dataloader_num_workers=0,  # the token counter lives in this process
             remove_unused_columns=False,
@@ -258,6 +261,7 @@ class TrainingRun:
         else:
             self.trainer = Trainer(**trainer_kwargs)
         self.trainer.remove_callback(PrinterCallback)  # our events replace its stdout dicts
+        time_batches(self.trainer, self.callback.data_wait)
         if self.cpu_share is not None:
             self.trainer.add_callback(ThreadShareCallback(self.cpu_share, self._threads_changed))
 
@@ -426,11 +430,9 @@ def _hardware_summary(precision) -> dict[str, Any]:
 
 
 def _estimate(cfg: TrainConfig) -> dict[str, Any] | None:
-    """The memory estimate for this config when the estimator is available (planning issue)."""
-    try:
-        from cockpit.memory import estimate_for_config  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+    """The memory estimate for this config (the run_started event carries it), or None."""
+    from cockpit.memory import estimate_for_config
+
     try:
         return estimate_for_config(cfg)
     except Exception:  # noqa: BLE001 - an estimate is informative, never a reason to fail

@@ -1,7 +1,7 @@
 """The warnings panel: what looks wrong in a run, and what to do about it.
 
 The trainer sends its own advice with each warning; when it has none, the panel falls
-back to :data:`KIND_ADVICE`, the cockpit's reading of the usual training symptoms.
+back to :data:`cockpit.advice.ADVICE`, the workshop checklist's words for its kind.
 """
 
 from __future__ import annotations
@@ -16,20 +16,13 @@ from cockpit.advice import ADVICE
 from cockpit.follow import WarningView
 from widgets import load_css
 
-# the engine's advice (the same words as in its events), plus what only a viewer can see
-KIND_ADVICE: dict[str, str] = {
-    **ADVICE,
-    "gpu_hot": "the GPU runs hotter than 85 C: check the cooling and the fan curve",
-    "gpu_idle": "the GPU is often idle: the input pipeline is likely the bottleneck; try a bigger batch",
-}
-
 HEALTHY_TEXT = ("No warnings. A healthy run: the loss falls steadily, the gradient norm stays level "
                 "(a slow rise is fine), no sudden spikes.")
 
 
 def advice_for(warning: WarningView) -> str:
     """The warning's own advice, else the general advice for its kind."""
-    return warning.advice or KIND_ADVICE.get(warning.kind, "")
+    return warning.advice or ADVICE.get(warning.kind, "")
 
 
 class WarningsPanel(VerticalScroll, can_focus=True):

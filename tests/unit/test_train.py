@@ -238,3 +238,62 @@ def test_a_full_disk_during_a_save_fails_the_run_with_the_path_and_no_final_mode
     assert sink.of_type(ev.Error) and "\n" not in sink.of_type(ev.Error)[0].message
     assert newest_complete_checkpoint(run_dir) is None  # the interrupted save is not a checkpoint
     assert not (run_dir / "model").exists()
+
+
+def test_flat_eval_loss_and_a_hot_idle_gpu_reach_the_event_log(tmp_path):
+    """The checklist's detectors are wired into the callback: evaluations and GPU polls go
+    through them and come out as warning events with the checklist's advice."""
+    from types import SimpleNamespace
+
+    from cockpit.advice import ADVICE
+
+    sink = ev.ListSink()
+    cb = _callback(tmp_path, sink)
+    cb.patience = 0  # no early stop: the flat rule alone
+    readings = [{"index": 0, "util": 12, "temp_c": 91, "mem_used": 1, "mem_total": 10}]
+    cb._gpu = SimpleNamespace(available=True, read=lambda: readings)
+    args, state, control = _hook_args(1)
+    for i, loss in enumerate((2.300, 2.299, 2.298, 2.297)):
+        state.global_step = i + 1
+        cb._last_gpu = 0.0  # a poll at every log
+        cb.on_log(args, state, control, logs={"eval_loss": loss})
+    warnings = sink.of_type(ev.Warning)
+    assert sorted(w.kind for w in warnings) == ["gpu_hot", "gpu_idle", "loss_flat"]
+    assert {w.kind: w.advice for w in warnings} == {k: ADVICE[k] for k in ("gpu_hot", "gpu_idle", "loss_flat")}
+    assert len(sink.of_type(ev.Gpu)) == 4
+
+
+def test_a_run_starved_by_slow_data_loading_warns_slow_io(tiny_config, monkeypatch):
+    """A real training run whose batches take longer to build than the steps take to train
+    (a collator slowed down, as a network disk would): the slow-data warning arrives."""
+    import functools
+    import time
+
+    import cockpit.callbacks
+    from cockpit.advice import ADVICE
+    from cockpit.checklist import Checklist
+    from cockpit.tokenize import DataCollator
+
+    build = DataCollator.__call__
+
+    def slow(self, features):
+        time.sleep(0.15)
+        return build(self, features)
+
+    monkeypatch.setattr(DataCollator, "__call__", slow)
+    monkeypatch.setattr(cockpit.callbacks, "Checklist", functools.partial(Checklist, io_window=4, io_warmup=1))
+    _, sink, _ = run(tiny_config(max_steps=7, save_steps=100))
+    slow_io = [w for w in sink.of_type(ev.Warning) if w.kind == "slow_io"]
+    assert len(slow_io) == 1 and slow_io[0].advice == ADVICE["slow_io"]
+    assert "waiting for data took" in slow_io[0].message
+
+
+def test_a_run_with_fast_data_does_not_warn_slow_io(tiny_config, monkeypatch):
+    import functools
+
+    import cockpit.callbacks
+    from cockpit.checklist import Checklist
+
+    monkeypatch.setattr(cockpit.callbacks, "Checklist", functools.partial(Checklist, io_window=4, io_warmup=1))
+    _, sink, _ = run(tiny_config(max_steps=7, save_steps=100))
+    assert not [w for w in sink.of_type(ev.Warning) if w.kind in ("slow_io", "mem_high")]

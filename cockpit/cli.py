@@ -73,15 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("llm-cockpit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `llm-cockpit compare A B --json | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 def _default_command(sub_parser: argparse.ArgumentParser):
-    """``llm-cockpit`` with no command opens the TUI when it is installed."""
-    try:
-        module = importlib.import_module("cockpit.cli_tui")
-    except ModuleNotFoundError:
-        return None
-    return module.default_handler(sub_parser)
+    """``llm-cockpit`` with no command opens the TUI."""
+    return importlib.import_module("cockpit.cli_tui").default_handler(sub_parser)
 
 
 def entry_point() -> None:  # the console script

@@ -50,7 +50,8 @@ def print_comparison(result) -> None:
         console.print(f"[bold]{run.letter}[/]  {run.name}  [dim]{run.method} · {run.state} · step {progress}[/]")
     console.print()
     letters = [r.letter for r in result.runs]
-    metrics = Table(title="final numbers  (* best; ↓ lower is better, ↑ higher)", title_justify="left")
+    console.print("[bold]final numbers[/]  [dim](* best; ↓ lower is better, ↑ higher)[/]")
+    metrics = Table()
     metrics.add_column("metric")
     for letter in letters:
         metrics.add_column(letter, justify="right")
@@ -60,7 +61,8 @@ def print_comparison(result) -> None:
         metrics.add_row(row.label + arrows.get(row.better, ""), *cells)
     console.print(metrics)
     if result.settings:
-        settings = Table(title="settings that differ", title_justify="left")
+        console.print("[bold]settings that differ[/]")
+        settings = Table()
         settings.add_column("setting")
         for letter in letters:
             settings.add_column(letter, overflow="fold")

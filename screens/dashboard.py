@@ -154,9 +154,11 @@ class DashboardScreen(Screen[None]):
                         f" → {s.advice}" if s.advice else "")
             return line
         if s.state == "finished":
-            return Text(f"✔ finished: {summary_line(s.summary)}.  e: export to Ollama")
-        if s.state in ("stopped", "failed"):
-            return Text(f"■ {s.state} at step {s.step}.  c: continue from the last checkpoint")
+            return Text(f"✔ finished  t: talk · e: export · ?: next steps │ {summary_line(s.summary)}")
+        if s.state == "stopped":
+            return Text(f"■ stopped at step {s.step}.  c: continue from the last checkpoint · t: talk to it")
+        if s.state == "failed":
+            return Text(f"■ failed at step {s.step}.  c: continue from the last checkpoint")
         real = [w for w in s.warnings if w.kind != "info"]
         if real:
             w = real[-1]

@@ -49,6 +49,18 @@ model in training again as it learns. When the answers start using what your dat
 the adapter is working; exact copies of training answers on *new* questions hint at
 overfitting.
 
+# After training
+
+A finished (or stopped) run answers three questions:
+
+| question | where | from the command line |
+| --- | --- | --- |
+| what does it say now? | `t` here or on the runs list: chat, beside the base model (and the exported GGUF) | `llm-cockpit chat RUN` |
+| better than the last run? | `r`, `space` on each run, then `c`: curves overlaid, settings that differ | `llm-cockpit compare RUN RUN` |
+| did it forget anything? | the base model's and the tuned model's score on a general task | `llm-cockpit eval RUN --regression` |
+
+`llm-cockpit eval RUN --baseline` scores the held-out data for both models; `e` exports.
+
 # Nothing is lost by closing this
 
 The trainer is its own process: it writes everything to its run directory, and this

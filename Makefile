@@ -9,7 +9,8 @@
 #                    needs it, for q4_k_m/q5_k_m and for the proof; `make llama` or
 #                    `llm-cockpit export --install-runtime` installs it ahead of time, and an
 #                    export that needs it offers to install it.
-#   .test-installed  the test extras; `make test` takes all three, so the suite covers export.
+#   .test-installed  the test extras and lm-eval (eval --regression); `make test` takes all
+#                    three, so the suite covers export and the regression check.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -43,7 +44,7 @@ $(BIN)/.llama: $(BIN)/.installed
 	touch $@
 
 $(BIN)/.test-installed: $(BIN)/.installed
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,eval]'
 	touch $@
 
 install: $(BIN)/.installed

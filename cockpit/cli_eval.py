@@ -26,10 +26,19 @@ def register(sub) -> None:
     p.add_argument("--baseline", action="store_true", help="also evaluate the run's base model, side by side")
     p.add_argument("--json", action="store_true", help="print eval.json's content on stdout")
     p.add_argument("--max-new-tokens", type=int, default=96)
-    p.add_argument("--limit", type=int, default=None, help="only the first N examples")
+    p.add_argument("--limit", type=int, default=None,
+                   help="only the first N examples (with --regression: of each task)")
     p.add_argument("--examples", action="store_true", help="print every answer, not just the metrics")
     p.add_argument("--output-dir", default=None,
                    help="look for the run in this runs directory only (default: every one llm-cockpit knows)")
+    p.add_argument("--regression", action="store_true",
+                   help="instead: general-capability tasks (lm-evaluation-harness) on the base and the tuned "
+                        "model, and what the fine-tune cost; goes to eval.json's regression section")
+    p.add_argument("--tasks", default=None, metavar="T,...",
+                   help="lm-eval tasks for --regression, e.g. hellaswag,arc_easy (network or HF cache); "
+                        "default: the bundled offline cockpit_general")
+    p.add_argument("--chat-template", action="store_true",
+                   help="--regression: wrap each question in the model's chat template (default: plain text)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="the offline proof: a small model learns a language that does not exist",
@@ -51,6 +60,10 @@ def cmd_eval(args) -> int:
         raise CockpitError("--max-new-tokens and --limit must be >= 1")
     run_dir = _as_run(args.target, args.output_dir)
     quiet = None if args.json else _progress
+    if args.regression or args.tasks or args.chat_template:
+        from cockpit.cli_regression import cmd_regression
+
+        return cmd_regression(args, run_dir, quiet)
     if run_dir is not None:
         result = evaluate_run(run_dir, args.data, args.baseline, args.max_new_tokens, args.limit, quiet)
     else:

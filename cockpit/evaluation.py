@@ -13,6 +13,8 @@ Results go to ``eval.json`` in the run directory (written atomically)::
      "finetuned": {"model": <what>, "metrics": {...}, "examples": [{"prompt", "reference",
                    "answer", "task", "must_include", "scores": {...}}, ...]},
      "baseline": {... same shape ...} | null}
+
+Sections other commands wrote there (``regression``, from ``eval --regression``) are kept.
 """
 
 from __future__ import annotations
@@ -172,8 +174,19 @@ def evaluate_run(run_dir: Path, data: str | None = None, baseline: bool = False,
                               cfg.system_prompt, cfg.max_length, progress)
     result = {"version": 1, "created": time.time(), "data": str(source), "max_new_tokens": max_new_tokens,
               "finetuned": tuned.to_dict(), "baseline": base.to_dict() if base else None}
-    atomic_write_json(run_dir / EVAL_FILE, result)
+    atomic_write_json(run_dir / EVAL_FILE, _other_sections(run_dir / EVAL_FILE, result) | result)
     return result
+
+
+def _other_sections(path: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """What other commands left in eval.json (``eval --regression``'s section): kept."""
+    import json
+
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in old.items() if k not in result} if isinstance(old, dict) else {}
 
 
 def evaluate_spec(spec: str, data: str, max_new_tokens: int = 96, limit: int | None = None,

@@ -1,4 +1,5 @@
-"""cockpit.metrics against values worked out by hand (the arithmetic is in the comments)."""
+"""cockpit.metrics against values worked out by hand (the arithmetic is in the comments) and,
+for ROUGE and BLEU, against the reference libraries themselves (rouge_score, sacrebleu)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,9 @@ from cockpit.metrics import (
     bleu,
     exact_match,
     fact_recall,
-    lcs_length,
     normalize,
     perplexity,
-    rouge_l,
-    rouge_n,
+    rouge,
     text_scores,
     token_jaccard,
     tokenize_words,
@@ -66,113 +65,73 @@ def test_token_jaccard():
     assert token_jaccard("", "x") == 0.0
 
 
-# ---------- ROUGE ----------
+# ---------- ROUGE (rouge_score) ----------
+
+PAIRS = [  # (pred, ref): overlapping, disjoint, repeated words, DSL code, punctuation, case, empty
+    (CAT, CAT_REF),
+    ("the cat sat", CAT),
+    ("the the the", "the cat"),
+    ("a b c", "d e f"),
+    ("Use wv.drizzle(250ml, b1) after wv.tank(b1).", "wv.drizzle(250ml, b1) waters bed b1"),
+    ("Error E-DRZ-12: volume first.", "E-DRZ-12 means the volume comes before the bed."),
+    ("THE CAT", "the cat"),
+    ("", "a b"),
+    ("a b", ""),
+]
 
 
-def test_rouge_1_symmetric_pair():
-    # clipped unigram overlap: the min(2,2)=2 + cat 1 + on 1 + mat 1 = 5; 6 tokens each side
-    scores = rouge_n(CAT, CAT_REF, 1)
-    assert close(scores["precision"], 5 / 6)
-    assert close(scores["recall"], 5 / 6)
-    assert close(scores["f1"], 5 / 6)
+def test_rouge_equals_rouge_scorer_on_several_pairs():
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"])
+    for pred, ref in PAIRS:
+        expected = scorer.score(ref, pred)  # the library takes (target, prediction)
+        got = rouge(pred, ref)
+        assert got == {k: pytest.approx(expected[k].fmeasure, abs=1e-12) for k in expected}, (pred, ref)
+        assert text_scores(pred, ref)["rougeL_f1"] == got["rougeL"]
 
 
-def test_rouge_1_precision_and_recall_differ():
-    # pred 3 tokens, ref 6, overlap 3: P = 3/3 = 1, R = 3/6 = 0.5, F1 = 2*1*0.5/1.5 = 2/3
-    scores = rouge_n("the cat sat", CAT, 1)
-    assert close(scores["precision"], 1.0)
-    assert close(scores["recall"], 0.5)
-    assert close(scores["f1"], 2 / 3)
+def test_rouge_known_values():
+    # CAT vs CAT_REF: unigram overlap the x2 + cat + on + mat = 5 of 6 each side -> 5/6;
+    # bigrams (the cat), (on the), (the mat) = 3 of 5 -> 3/5; LCS "the cat on the mat" = 5 -> 5/6
+    scores = rouge(CAT, CAT_REF)
+    assert close(scores["rouge1"], 5 / 6)
+    assert close(scores["rouge2"], 3 / 5)
+    assert close(scores["rougeL"], 5 / 6)
+    # the library's tokenizer splits on every non-alphanumeric: "wv.tank(b1)" = wv tank b1,
+    # 3 of the 4 reference tokens "wv tank b2 b1" -> P = 1, R = 3/4, F1 = 6/7
+    assert close(rouge("wv.tank(b1)", "wv.tank(b2, b1)")["rouge1"], 6 / 7)
+    # "the the the" vs "the cat": clipped overlap 1; P = 1/3, R = 1/2, F1 = 0.4
+    assert close(rouge("the the the", "the cat")["rouge1"], 0.4)
+    assert rouge("", "") == {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}  # the library's convention
 
 
-def test_rouge_1_clips_repeated_tokens():
-    # "the" x3 vs "the" x1: overlap min(3,1) = 1; P = 1/3, R = 1/2, F1 = 2*(1/6)/(5/6) = 0.4
-    scores = rouge_n("the the the", "the cat", 1)
-    assert close(scores["precision"], 1 / 3)
-    assert close(scores["recall"], 1 / 2)
-    assert close(scores["f1"], 0.4)
+# ---------- BLEU (sacrebleu, on a 0-1 scale) ----------
 
 
-def test_rouge_2():
-    # bigrams: 5 each side; shared: (the cat), (on the), (the mat) = 3 -> 3/5
-    scores = rouge_n(CAT, CAT_REF, 2)
-    assert close(scores["precision"], 3 / 5)
-    assert close(scores["recall"], 3 / 5)
-    assert close(scores["f1"], 3 / 5)
+def test_bleu_equals_sacrebleu_over_100_on_several_pairs():
+    import sacrebleu
+
+    for pred, ref in PAIRS:
+        expected = sacrebleu.sentence_bleu(pred, [ref]).score / 100
+        assert close(bleu(pred, ref), min(1.0, expected)), (pred, ref)
 
 
-def test_rouge_n_edge_cases():
-    zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0}
-    one = {"precision": 1.0, "recall": 1.0, "f1": 1.0}
-    assert rouge_n("a b c", "d e f", 1) == zero
-    assert rouge_n("", "a b", 1) == zero
-    assert rouge_n("a b", "", 1) == zero
-    assert rouge_n("", "", 1) == one
-    # both shorter than n: compared whole
-    assert rouge_n("word", "word", 2) == one
-    assert rouge_n("word", "other", 2) == zero
-    # only pred has bigrams: P = 0/2 = 0, R undefined -> 0
-    assert rouge_n("a b c", "a", 2) == zero
-    with pytest.raises(ValueError):
-        rouge_n("a", "a", 0)
+def test_bleu_known_value_with_exp_smoothing():
+    # 13a tokens of CAT / CAT_REF are the six words. p1 = 5/6, p2 = 3/5, p3 = 1/4 ("on the mat"
+    # of 4 trigrams); p4: 0 of 3 four-grams, sacrebleu's exp smoothing makes it 1/(2 * 3);
+    # BP = 1 (6 vs 6). BLEU = (5/6 * 3/5 * 1/4 * 1/6) ** (1/4) = (1/48) ** 0.25 = 0.37992...
+    assert close(bleu(CAT, CAT_REF), (1 / 48) ** 0.25)
 
 
-def test_lcs_length():
-    assert lcs_length("abcd", "acbde") == 3  # a-b-d or a-c-d
-    assert lcs_length([], ["x"]) == 0
-    assert lcs_length(list("abc"), list("abc")) == 3
-
-
-def test_rouge_l():
-    # LCS of CAT and CAT_REF: "the cat on the mat" = 5; P = R = F1 = 5/6
-    assert close(rouge_l(CAT, CAT_REF)["f1"], 5 / 6)
-    # "a b c d" vs "a c b d e": LCS 3; P = 3/4, R = 3/5, F1 = 2*0.45/1.35 = 2/3
-    scores = rouge_l("a b c d", "a c b d e")
-    assert close(scores["precision"], 3 / 4)
-    assert close(scores["recall"], 3 / 5)
-    assert close(scores["f1"], 2 / 3)
-    assert rouge_l("", "")["f1"] == 1.0
-    assert rouge_l("", "a")["f1"] == 0.0
-    assert rouge_l("x y", "z")["f1"] == 0.0
-
-
-# ---------- BLEU ----------
-
-
-def test_bleu_smoothed_hand_computed():
-    # p1 = 5/6 (clipped unigrams, as in ROUGE-1)
-    # p2: 3 of 5 bigrams match -> add-one (3+1)/(5+1) = 4/6
-    # p3: only "on the mat" of 4 trigrams -> (1+1)/(4+1) = 2/5
-    # p4: none of 3 four-grams -> (0+1)/(3+1) = 1/4
-    # product 5/6 * 4/6 * 2/5 * 1/4 = 40/720 = 1/18; BP = 1 (6 vs 6 tokens)
-    assert close(bleu(CAT, CAT_REF), (1 / 18) ** 0.25)  # 0.48549...
-
-
-def test_bleu_unsmoothed():
-    # no four-gram matches -> p4 = 0 -> BLEU 0
-    assert bleu(CAT, CAT_REF, smooth=False) == 0.0
-    # max_n = 2: sqrt(5/6 * 3/5) = sqrt(1/2)
-    assert close(bleu(CAT, CAT_REF, max_n=2, smooth=False), math.sqrt(0.5))
-    assert bleu("a b c d e", "a b c d e", smooth=False) == 1.0
-    # pred shorter than n: plain BLEU has p4 = 0/0 -> 0
-    assert bleu("a b", "a b", smooth=False) == 0.0
-
-
-def test_bleu_brevity_penalty():
-    # c = 2, r = 6: BP = exp(1 - 6/2) = exp(-2); p1 = 2/2, p2 = (1+1)/(1+1), p3 = p4 = 1/1
-    assert close(bleu("the cat", CAT), math.exp(-2))
-    # longer pred: no penalty; max_n = 1 -> p1 = 6/7
-    assert close(bleu(CAT + " today", CAT, max_n=1, smooth=False), 6 / 7)
-
-
-def test_bleu_edge_cases():
-    assert bleu("", "") == 1.0
+def test_bleu_scale_case_and_edges():
+    assert bleu(CAT, CAT) == 1.0  # sacrebleu says 100.00000000000004: clamped
+    assert bleu("x y z", "a b c") == 0.0
     assert bleu("", "a b") == 0.0
-    assert bleu("a b", "") == 0.0
-    assert bleu("x y z", "a b c") == 0.0  # no shared word: p1 = 0, never smoothed
-    assert bleu(CAT, CAT) == 1.0
-    with pytest.raises(ValueError):
-        bleu("a", "a", max_n=0)
+    assert bleu("THE CAT", "the cat") == 0.0  # case-sensitive, as sacrebleu's default
+    # brevity: "the cat" against CAT: c = 2, r = 6, BP = exp(1 - 6/2); effective order 2:
+    # p1 = 2/2, p2 = 1/1 -> BLEU = exp(-2)
+    assert close(bleu("the cat", CAT), math.exp(-2))
 
 
 # ---------- fact recall / perplexity ----------
@@ -216,10 +175,12 @@ def test_text_scores_on_a_dsl_answer():
     ref = "Error E-DRZ-12: drizzle takes the volume before the bed. Corrected:\n"
     ref += "wv.drizzle(250ml, b1)"
     scores = text_scores(ref, ref, ["E-DRZ-12"])
+    assert list(scores) == ["exact_match", "token_jaccard", "rouge1_f1", "rouge2_f1", "rougeL_f1", "bleu",
+                            "fact_recall"]
     assert all(value == 1.0 for value in scores.values()), scores
     scores = text_scores("no idea", ref, [])
     assert scores["fact_recall"] is None
-    assert scores["exact_match"] == 0.0 and scores["bleu"] == 0.0
+    assert scores["exact_match"] == 0.0 and scores["bleu"] == 0.0 and scores["rouge1_f1"] == 0.0
 
 
 # ---------- properties ----------
@@ -236,10 +197,8 @@ def test_scores_lie_in_unit_interval_and_are_consistent(pred, ref):
     for name, value in scores.items():
         assert 0.0 <= value <= 1.0, (name, value)
     assert token_jaccard(pred, ref) == token_jaccard(ref, pred)
-    forward, backward = rouge_n(pred, ref, 1), rouge_n(ref, pred, 1)
-    assert close(forward["precision"], backward["recall"])
-    assert close(rouge_l(pred, ref)["f1"], rouge_l(ref, pred)["f1"])
-    assert bleu(pred, ref, smooth=False) <= bleu(pred, ref) + 1e-12
+    forward, backward = rouge(pred, ref), rouge(ref, pred)  # F1 is symmetric
+    assert all(close(forward[k], backward[k]) for k in forward)
 
 
 @settings(max_examples=100, deadline=None)
@@ -247,4 +206,11 @@ def test_scores_lie_in_unit_interval_and_are_consistent(pred, ref):
 def test_identical_texts_score_one(text):
     scores = text_scores(text, text)
     assert scores.pop("fact_recall") is None
-    assert all(value == 1.0 for value in scores.values()), scores
+    assert scores.pop("exact_match") == 1.0 and scores.pop("token_jaccard") == 1.0
+    # rouge_score keeps a-z and 0-9 only; a text without them scores 0 even against itself
+    has_rouge_tokens = any(c.isascii() and c.isalnum() for c in text.lower())
+    assert scores.pop("rouge1_f1") == scores.pop("rougeL_f1") == (1.0 if has_rouge_tokens else 0.0)
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    # identical texts with at least one 13a token: BLEU 1 (none, e.g. only spaces: 0)
+    assert scores.pop("bleu") == (1.0 if Tokenizer13a()(text.strip()).split() else 0.0), text

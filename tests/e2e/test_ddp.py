@@ -11,7 +11,7 @@ from cockpit.rundir import read_status
 from tests.e2e.test_cli_train import cli, tiny_args
 from tests.helpers import wait_until
 
-STEPS = 40  # long enough that the stop lands before the end (the tiny model trains fast)
+STEPS = 80  # long enough that the stop lands before the end (the tiny model trains fast; 40 raced once)
 
 
 def losses(run_dir: Path) -> dict[int, float]:

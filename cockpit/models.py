@@ -338,8 +338,9 @@ def read_model_config(path: Path) -> dict:
 
 
 def build_tiny_model(out_dir: Path, layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2,
-                     intermediate: int = 128, seed: int = 0) -> Path:
-    """A random Llama on the bundled tokenizer, saved like any model (tests, calibration)."""
+                     intermediate: int = 128, seed: int = 0, tied: bool = True) -> Path:
+    """A random Llama on the bundled tokenizer, saved like any model (tests, calibration).
+    ``tied=False`` gives it its own output layer instead of the embeddings'."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -348,7 +349,7 @@ def build_tiny_model(out_dir: Path, layers: int = 2, hidden: int = 64, heads: in
     config = LlamaConfig(
         vocab_size=len(tok), hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
         num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=2048,
-        tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        tie_word_embeddings=tied, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
     torch.manual_seed(seed)

@@ -17,22 +17,9 @@ SYSTEM = "You answer in one line."
 
 def build_chatty_model(out_dir: Path, seed: int = 0) -> Path:
     """A random 2-layer Llama (hidden 64) on the bundled tokenizer, output layer untied."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from cockpit.models import build_tiny_model
 
-    from cockpit.models import bundled_tokenizer_dir
-
-    tok = AutoTokenizer.from_pretrained(str(bundled_tokenizer_dir()))
-    config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=False,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir))
-    tok.save_pretrained(str(out_dir))
-    return out_dir
+    return build_tiny_model(out_dir, seed=seed, tied=False)
 
 
 def make_chat_run(root: Path, base: Path, *, method: str = "lora", state: str = "finished",

@@ -22,4 +22,12 @@ ADVICE = {
     "gpu_hot": "the GPU runs hotter than 85 C: check the cooling and the fan curve",
     "gpu_idle": ("the GPU is often idle: the input pipeline is likely the bottleneck, or the batch is too "
                  "small for the card; try a bigger batch_size, or packing=true"),
+    "pref_margin_high": ("beta or the learning rate is too high: lower lr (DPO usually trains at 5e-7 to 5e-6 "
+                         "for full weights, about 1e-5 with LoRA) or raise beta (0.1 to 0.5); check the samples "
+                         "for degenerate answers"),
+    "pref_stuck": ("the model cannot tell chosen from rejected: check that the pairs really differ (llm-cockpit "
+                   "data check shows them) and that the reference is not the policy itself; a higher lr helps "
+                   "only once the data is right"),
+    "pref_chosen_falling": ("DPO is lowering the good answers too: lower the learning rate, raise beta, or start "
+                            "from a model trained on the chosen answers first (an sft run, then model=RUN)"),
 }

@@ -16,6 +16,7 @@ from cockpit import events as ev
 from cockpit.advice import ADVICE
 from cockpit.checklist import Checklist
 from cockpit.rundir import write_status
+from cockpit.stages import stage_metrics
 from cockpit.telemetry import GpuPoller, memory_snapshot
 
 log = logging.getLogger(__name__)
@@ -182,9 +183,10 @@ class EventCallback(TrainerCallback):
                 step=step, epoch=float(state.epoch or 0.0), loss=loss, grad_norm=grad,
                 lr=logs.get("learning_rate"), tokens_per_s=round(tps, 2), tokens=self.tokens.total * self.world_size,
                 elapsed_s=round(now - self.session_t0, 3), eta_s=self._eta(step, state.max_steps),
-                mem=mem,
+                mem=mem, metrics=stage_metrics(logs),
             ))
             self._watch(step, loss, grad, control)
+            self._emit(self.checklist.preference(step, stage_metrics(logs)))
             self._emit(self.checklist.train_loss(step, loss, evaluated=args.eval_strategy != "no"))
             self._emit(self.checklist.memory(step, mem))
             if math.isfinite(loss):

@@ -20,6 +20,18 @@ Rules (each warns when its condition starts, and again only after it has cleared
 * ``slow_io``: over ``io_window`` (20) steps, past the first ``io_warmup`` (5), waiting for
   batches took more than ``io_share`` (30%) of the step time. Steps with an evaluation, a
   checkpoint or sample answers in them are left out (their time is not the data's).
+
+Preference stages (DPO, KTO: TRL's ``rewards/*`` numbers, in units of beta times the
+log-probability ratio to the reference):
+
+* ``pref_margin_high``: the reward margin above ``margin_max`` (5): beta or lr too high, the
+  policy runs away from its reference;
+* ``pref_stuck``: over the last ``pref_window`` (10) logged steps the reward accuracy stays
+  within 0.1 of 0.5 and the mean margin under ``margin_tiny`` (0.05): chosen and rejected are
+  indistinguishable to the model, or the reference is the policy itself;
+* ``pref_chosen_falling``: across the window the chosen reward falls below ``-chosen_drop``
+  (-0.5) while the rejected one falls too: the model lowers every answer, the good ones with
+  the bad (common when the pairs differ in a few tokens).
 """
 
 from __future__ import annotations
@@ -48,7 +60,12 @@ class Checklist:
     io_share: float = 0.30
     io_window: int = 20
     io_warmup: int = 5
+    margin_max: float = 5.0
+    margin_tiny: float = 0.05
+    chosen_drop: float = 0.5
+    pref_window: int = 10
     _active: set[str] = field(default_factory=set)
+    _pref: list[tuple] = field(default_factory=list)
     _loss_points: list[float] = field(default_factory=list)
     _train_buffer: list[float] = field(default_factory=list)
     _idle_run: dict[int, int] = field(default_factory=dict)
@@ -149,6 +166,35 @@ class Checklist:
         return self._edge("slow_io", share > self.io_share, step,
                           f"waiting for data took {share:.0%} of the step time over the last "
                           f"{self.io_window} steps ({data / len(self._io):.2f} s of {total / len(self._io):.2f} s)")
+
+    def preference(self, step: int, metrics: dict[str, float]) -> list[ev.Warning]:
+        """A preference stage's logged numbers (``rewards/*``: :func:`cockpit.stages.stage_metrics`)."""
+        margin, accuracy = metrics.get("rewards/margins"), metrics.get("rewards/accuracies")
+        chosen, rejected = metrics.get("rewards/chosen"), metrics.get("rewards/rejected")
+        if margin is None or margin != margin:
+            return []
+        self._pref.append((margin, accuracy, chosen, rejected))
+        out = self._edge("pref_margin_high", abs(margin) > self.margin_max, step,
+                         f"reward margin {margin:.1f} at step {step} (above {self.margin_max:g}): the model is "
+                         "moving far from its reference")
+        window = self._pref[-self.pref_window:]
+        if len(self._pref) >= self.pref_window:
+            accs = [a for _, a, _, _ in window if a is not None]
+            mean_acc = sum(accs) / len(accs) if accs else None
+            mean_margin = sum(m for m, _, _, _ in window) / len(window)
+            stuck = mean_acc is not None and abs(mean_acc - 0.5) <= 0.1 and abs(mean_margin) < self.margin_tiny
+            out += self._edge("pref_stuck", stuck, step,
+                              f"reward accuracy {mean_acc if mean_acc is not None else 0:.2f} with margin "
+                              f"{mean_margin:.3f} over the last {len(window)} logged steps: the model does not tell "
+                              "chosen from rejected")
+            first, last = window[0], window[-1]
+            falling = (first[2] is not None and last[2] is not None and first[3] is not None and last[3] is not None
+                       and last[2] < first[2] and last[3] < first[3] and last[2] < -self.chosen_drop)
+            out += self._edge("pref_chosen_falling", falling, step,
+                              f"the chosen answers' reward fell to {last[2] if last[2] is not None else 0:.2f} "
+                              f"together with the rejected ones' ({last[3] if last[3] is not None else 0:.2f}) over "
+                              f"the last {len(window)} logged steps")
+        return out
 
     # -- edges -----------------------------------------------------------------------
     def _memory_edge(self, step: int, worst: tuple[float, str, int, int] | None) -> list[ev.Warning]:

@@ -28,6 +28,9 @@ from cockpit.paths import PRESETS_DIR
 from cockpit.runs_registry import DEFAULT_RUNS_ROOT
 
 METHODS = ("full", "lora", "int8", "qlora")
+STAGES = ("sft", "dpo", "orpo", "kto")
+PREFERENCE_STAGES = ("dpo", "orpo", "kto")
+FROM_RUN = ("merge", "continue")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DEFAULT_PRESET = "cpu-demo"
@@ -40,8 +43,27 @@ class TrainConfig:
     """Everything a training run needs; every field is a ``key=value`` on the command line."""
 
     model: str = BUNDLED_MODEL
-    """Base model: a hub id, a local model directory, or a .gguf file. The default is the
-    bundled SmolLM2-135M-Instruct, which works offline."""
+    """Base model: a hub id, a local model directory, a .gguf file, or a finished run (its
+    directory, its name, or latest) to start from that run's result (see from_run). The
+    default is the bundled SmolLM2-135M-Instruct, which works offline."""
+
+    stage: str = "sft"
+    """sft (supervised: learn the answers), or preference tuning through TRL on pairs of a
+    better and a worse answer: dpo (Direct Preference Optimization), orpo, or kto (unpaired
+    answers labelled good or bad). Preference tuning usually follows an sft run: model=RUN."""
+
+    beta: float = 0.1
+    """Preference stages: how far the tuned model may move from the reference (DPO's beta;
+    0.1 is usual, lower lets it move further)."""
+
+    from_run: str = "merge"
+    """When model names a run: merge (its LoRA adapter merged into its base: the new run
+    trains a fresh adapter on that, and the reference of dpo/kto is the merged model) or
+    continue (its adapter keeps training; the reference is a frozen copy of it)."""
+
+    parent_run: str | None = None
+    """The run this one started from, recorded when the run is created (any value given is
+    replaced)."""
 
     data: str = "data/dsl_train.jsonl"
     """Training data: a JSONL, JSON, CSV, TSV or Parquet file, a directory or glob of them, a
@@ -203,6 +225,11 @@ class TrainConfig:
     @property
     def uses_lora(self) -> bool:
         return self.method in ("lora", "int8", "qlora")
+
+    @property
+    def is_preference(self) -> bool:
+        """A preference stage (dpo, orpo, kto) rather than supervised fine-tuning."""
+        return self.stage in PREFERENCE_STAGES
 
 
 @functools.cache
@@ -397,6 +424,9 @@ def _check(cond: bool, key: str, value: Any, allowed: str) -> None:
 def validate(cfg: TrainConfig) -> None:
     """Raise :class:`CockpitError` naming the first key whose value cannot work."""
     _check(cfg.method in METHODS, "method", cfg.method, " | ".join(METHODS))
+    _check(cfg.stage in STAGES, "stage", cfg.stage, " | ".join(STAGES))
+    _check(cfg.from_run in FROM_RUN, "from_run", cfg.from_run, " | ".join(FROM_RUN))
+    _check(math.isfinite(cfg.beta) and 0 < cfg.beta <= 10, "beta", cfg.beta, "a number > 0 (0.1 is usual)")
     _check(cfg.lr_scheduler in SCHEDULERS, "lr_scheduler", cfg.lr_scheduler, " | ".join(SCHEDULERS))
     _check(cfg.precision in PRECISIONS, "precision", cfg.precision, " | ".join(PRECISIONS))
     for key in ("batch_size", "grad_accum", "max_length", "lora_r", "logging_steps", "save_steps",

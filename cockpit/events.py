@@ -86,6 +86,8 @@ class Step(Event):
     elapsed_s: float = 0.0
     eta_s: float | None = None
     mem: list = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    """A preference stage's own numbers (``rewards/margins``, ``rewards/accuracies``, ...)."""
 
 
 @dataclass(kw_only=True)

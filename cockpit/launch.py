@@ -32,12 +32,14 @@ def preflight(cfg: TrainConfig, progress=None) -> None:
     something to learn; tokenized and cached when the model's tokenizer is here).
     ``progress(message, fraction)`` hears about the data check."""
     from cockpit.data.prepare import check_training_data, resolve_sources
+    from cockpit.chaining import check_chain
     from cockpit.models import check_model_spec
 
     from cockpit.speedups import check_speedups
     from cockpit.trackers import check_trackers
 
     check_model_spec(cfg.model)
+    check_chain(cfg)  # model=RUN: a finished run, started from in a way that works
     check_speedups(cfg)  # kernels=liger / attn=flash_attention_2 where they cannot work
     check_trackers(cfg.report_to)  # report_to=wandb without wandb installed
     resolve_sources(cfg)  # a missing file or an empty directory: one line before anything is read
@@ -46,7 +48,14 @@ def preflight(cfg: TrainConfig, progress=None) -> None:
 
     ensure_runs_root(Path(cfg.output_dir))
     require_free_space(Path(cfg.output_dir), what="the run directory")
-    check_training_data(cfg, progress)
+    if cfg.is_preference:
+        from cockpit.data.preference import check_preference_records
+        from cockpit.stages import check_stage
+
+        check_stage(cfg)  # the installed TRL offers this stage
+        check_preference_records(cfg)
+    else:
+        check_training_data(cfg, progress)
 
 
 def prepare_run(cfg: TrainConfig, progress=None) -> Path:

@@ -184,7 +184,8 @@ def bundled_tokenizer_dir() -> Path:
 
 def check_model_spec(spec: str) -> str:
     """What kind of model ``spec`` names, from the file system alone (nothing is loaded,
-    downloaded or converted): ``bundled``, ``local``, ``gguf`` or ``hub``.
+    downloaded or converted): ``bundled``, ``local``, ``gguf``, ``run`` (a run directory:
+    its result, :mod:`cockpit.chaining`) or ``hub``.
 
     Raises :class:`CockpitError` for a path that is not a model, before any run is created.
     """
@@ -193,6 +194,10 @@ def check_model_spec(spec: str) -> str:
         return "bundled"
     path = Path(spec).expanduser()
     if path.is_dir():
+        from cockpit.chaining import is_run_dir
+
+        if is_run_dir(path):
+            return "run"  # a run of ours: its result (cockpit.chaining)
         if (path / "config.json").is_file():
             return "local"
         if len(list(path.glob("*.gguf"))) == 1:
@@ -233,6 +238,10 @@ def resolve_model(spec: str, report: PhaseReporter | None = None) -> ResolvedMod
         return ResolvedModel(spec, path.resolve(), "local")
     if kind == "gguf":
         return _resolve_gguf(spec, path if path.is_file() else sorted(path.glob("*.gguf"))[0], report)
+    if kind == "run":
+        from cockpit.chaining import run_model_dir
+
+        return ResolvedModel(spec, run_model_dir(path, report), "run")
     return ResolvedModel(spec, _download(spec, report), "hub")
 
 
@@ -247,7 +256,9 @@ def local_tokenizer_dir(spec: str) -> Path | None:
     if kind == "bundled":
         return bundled_tokenizer_dir()
     path = Path(spec).expanduser()
-    if kind == "local":
+    if kind == "run":
+        path = path / "model"  # every run saves its tokenizer beside its result
+    if kind in ("local", "run"):
         has = (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file()
         return path if has else None
     if kind == "hub":
@@ -291,6 +302,10 @@ def locate_model(spec: str) -> Path | None:
         return path.resolve()
     if kind == "gguf":
         return _gguf_cache_dir(path if path.is_file() else sorted(path.glob("*.gguf"))[0])
+    if kind == "run":
+        from cockpit.chaining import located_run_model
+
+        return located_run_model(path)
     try:
         from huggingface_hub import snapshot_download
 

@@ -103,9 +103,15 @@ def load_tokenizer(model_path: Path):
     return tok
 
 
-def load_model(cfg: TrainConfig, model_path: Path, precision: Precision, attn: str | None = None):
+def load_model(cfg: TrainConfig, model_path: Path, precision: Precision, attn: str | None = None,
+               attach_lora: bool = True, adapter: Path | None = None):
     """The base model for ``cfg.method``, with LoRA attached where the method uses it;
-    ``attn`` is the attention implementation (``cockpit.speedups`` decides it)."""
+    ``attn`` is the attention implementation (``cockpit.speedups`` decides it).
+
+    ``attach_lora=False`` leaves the adapters to the caller (TRL's preference trainers wrap
+    the model with :func:`lora_config` themselves, and take the adapters-off model as the
+    reference); ``adapter`` loads a trained adapter and keeps training it instead of a new
+    one (``from_run=continue``)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -140,20 +146,32 @@ def load_model(cfg: TrainConfig, model_path: Path, precision: Precision, attn: s
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if cfg.uses_lora:
             model.enable_input_require_grads()  # checkpointed blocks need a grad-requiring input
-    if cfg.uses_lora:
-        from peft import LoraConfig, get_peft_model
+    if not cfg.uses_lora:
+        return model
+    if adapter is not None:
+        from peft import PeftModel
 
-        present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-        missing = [t for t in cfg.lora_target_modules if t not in present]
-        if missing:
-            raise CockpitError(
-                f"lora_target_modules {missing} do not exist in this model",
-                f"choose among its linear layers, e.g. {', '.join(sorted(p for p in present if p.endswith('proj'))[:8])}",
-            )
-        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=list(cfg.lora_target_modules), task_type="CAUSAL_LM", bias="none")
-        model = get_peft_model(model, lora)
-    return model
+        return PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
+    if not attach_lora:
+        return model
+    from peft import get_peft_model
+
+    return get_peft_model(model, lora_config(cfg, model))
+
+
+def lora_config(cfg: TrainConfig, model):
+    """The LoRA adapters of ``cfg`` for ``model``; a target the model lacks is one line."""
+    from peft import LoraConfig
+
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [t for t in cfg.lora_target_modules if t not in present]
+    if missing:
+        raise CockpitError(
+            f"lora_target_modules {missing} do not exist in this model",
+            f"choose among its linear layers, e.g. {', '.join(sorted(p for p in present if p.endswith('proj'))[:8])}",
+        )
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=list(cfg.lora_target_modules), task_type="CAUSAL_LM", bias="none")
 
 
 def _require_bitsandbytes(method: str) -> None:
@@ -176,11 +194,13 @@ def count_tokens(model, counter) -> None:
     A forward pre-hook counts what the model actually consumed at the moment it consumes
     it; counting in the collator would run ahead of the steps (the Trainer prefetches the
     batches of an accumulation window). Padded batches count their attention mask, packed
-    (padding-free) rows every token. Evaluation passes (model in eval mode) are not counted.
+    (padding-free) rows every token. Evaluation passes (model in eval mode) are not counted,
+    nor forward passes without gradients (a preference stage's reference log-probabilities).
     """
+    import torch
 
     def hook(module, args, kwargs):
-        if not module.training:
+        if not module.training or not torch.is_grad_enabled():
             return
         mask = kwargs.get("attention_mask")
         ids = kwargs.get("input_ids", args[0] if args else None)

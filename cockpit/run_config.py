@@ -12,7 +12,10 @@ from another directory than the one ``train`` was typed in (an SSH reconnect lan
 * ``output_dir`` absolute;
 * ``model`` as given, except that a local directory or .gguf file becomes absolute (a hub
   id stays a hub id, the bundled model's name stays its name), and ``model_path`` records
-  where it is on this machine (:func:`cockpit.models.locate_model`).
+  where it is on this machine (:func:`cockpit.models.locate_model`);
+* ``model=RUN`` (a run directory, its name, or ``latest``) as :mod:`cockpit.chaining`
+  records it: ``parent_run`` the parent's absolute directory, ``model`` the parent
+  (from_run=merge) or the parent's base (from_run=continue).
 
 Runs created before this stored paths as typed. :func:`load_run_config` still finds them:
 see its docstring.
@@ -93,10 +96,12 @@ def finalize_config(cfg: TrainConfig, cwd: str | os.PathLike[str] | None = None)
     """``cfg`` with every path resolved against ``cwd`` (default: the current directory), as
     ``config_used.yaml`` stores it (module docstring). ``model_path`` is always recomputed;
     a model that is not usable leaves it empty (the launch's model check reports it)."""
+    from cockpit.chaining import chain_fields
     from cockpit.models import locate_model
 
     base = os.fspath(cwd) if cwd is not None else os.getcwd()
-    model = resolve_model_spec(cfg.model, [base])
+    chained = chain_fields(resolve_model_spec(cfg.model, [base]), cfg.from_run, cfg.parent_run)
+    model = chained["model"]
     try:
         located = locate_model(model)
     except CockpitError:
@@ -104,6 +109,7 @@ def finalize_config(cfg: TrainConfig, cwd: str | os.PathLike[str] | None = None)
     return dataclasses.replace(
         cfg,
         model=model,
+        parent_run=chained["parent_run"],
         model_path=str(located) if located is not None else None,
         data=resolve_data_path(cfg.data, [base]),
         eval_data=resolve_data_path(cfg.eval_data, [base]),

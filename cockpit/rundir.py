@@ -29,6 +29,9 @@ STATUS_FILE = "status.json"
 EVENTS_FILE = "events.jsonl"
 CONFIG_FILE = "config_used.yaml"
 LOG_FILE = "train.log"
+MODEL_DIR = "model"
+"""The run's result: its LoRA adapter (or full weights) and tokenizer."""
+EXPORT_DIR = "export"
 LATEST = "latest"
 ACTIVE_STATES = ("starting", "running")
 FINAL_STATES = ("finished", "failed", "stopped")

@@ -101,6 +101,13 @@ def resolve_speedups(cfg: Any, model_type: str, device: str, dtype_name: str, mo
     (its output layer is not whole outside the model's forward: no learned loss then)."""
     notes: list[str] = []
     family = model_type or "unknown"
+    if getattr(cfg, "is_preference", False):
+        # TRL computes a preference stage's loss from its own log-probabilities, on padded rows
+        half = dtype_name in ("float16", "bfloat16")
+        fa = device == "cuda" and half and installed("flash_attn") and cfg.attn in ("auto", "flash_attention_2")
+        return Speedups(learned_loss=False, packing=False, liger=False,
+                        attn="flash_attention_2" if fa else ("sdpa" if cfg.attn == "auto" else cfg.attn),
+                        notes=[f"stage={cfg.stage}: TRL's loss on padded rows (no packing, no learned-position loss)"])
     learned = bool(cfg.learned_loss)
     if learned and not plain_head(family, model_config):
         learned = False

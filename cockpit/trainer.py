@@ -8,6 +8,7 @@ directory in a final state (finished, stopped or failed) whatever happens. It is
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
@@ -20,6 +21,7 @@ from typing import Any
 
 from cockpit import events as ev
 from cockpit.advice import ADVICE
+from cockpit.chaining import continued_adapter
 from cockpit.callbacks import (CHECKPOINT_MARKER, EventCallback, StopFlag, ThreadShareCallback, TokenCounter,
                                time_batches)
 from cockpit.config import TrainConfig
@@ -117,10 +119,12 @@ class TrainingRun:
     def setup(self) -> None:
         import transformers
 
-        from cockpit.data.prepare import prepare_training_data
         from cockpit.models import resolve_model
 
         transformers.utils.logging.disable_progress_bar()
+        import datasets
+
+        datasets.disable_progress_bars()  # TRL tokenizes with map(): its bars would fill train.log
         # Deprecation notices about transformers' own internals say nothing to a user.
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
         self.cfg = cfg = load_run_config(self.run_dir)
@@ -135,6 +139,24 @@ class TrainingRun:
 
         self._phase("preparing_data", f"Reading and tokenizing the data: {source_label(cfg.data)}"
                     + (f" (and {source_label(cfg.eval_data)} for evaluation)" if cfg.eval_data else ""))
+        if cfg.is_preference:
+            self._setup_preference_data()
+        else:
+            self._setup_sft_data()
+
+        self._phase("loading_model", loading_words(cfg, self.precision))
+        self.speedups = self._loading(self._resolve_speedups, resolved.path)
+        adapter = continued_adapter(cfg)
+        # A preference stage's new adapter is attached by TRL (the reference is then the
+        # model with its adapters off); a continued adapter is loaded here.
+        self.model = self._loading(load_model, cfg, resolved.path, self.precision, self.speedups.attn,
+                                   not cfg.is_preference, adapter)
+        self._setup_trainer()
+
+    def _setup_sft_data(self) -> None:
+        from cockpit.data.prepare import prepare_training_data
+
+        cfg = self.cfg
         self.data = data = prepare_training_data(cfg, self.tokenizer, progress=self._data_progress())
         stats = data.stats
         if stats.truncated or stats.dropped:
@@ -148,10 +170,19 @@ class TrainingRun:
         self.probes = cfg.sample_prompts or data.probes
         self.raw_probes = stats.format == "text" and not cfg.sample_prompts
 
-        self._phase("loading_model", loading_words(cfg, self.precision))
-        self.speedups = self._loading(self._resolve_speedups, resolved.path)
-        self.model = self._loading(load_model, cfg, resolved.path, self.precision, self.speedups.attn)
-        self._setup_trainer()
+    def _setup_preference_data(self) -> None:
+        from cockpit.data.preference import load_preference_data
+
+        cfg = self.cfg
+        self.data = data = load_preference_data(cfg, self.tokenizer)
+        stats = data.stats
+        if stats.truncated:
+            self._warn("data", f"{stats.truncated} of {stats.train_examples} training examples are longer than "
+                       f"max_length={cfg.max_length} tokens (prompt and answer) and are cut",
+                       "raise max_length if the end of the answers tells chosen from rejected")
+        self.train_set, self.eval_set = data.train, data.eval
+        self.probes = cfg.sample_prompts or stats.probes
+        self.raw_probes = False
 
     def _resolve_speedups(self, model_path: Path):
         """What this run gets of the learned-position loss, packing, Liger and attention."""
@@ -198,7 +229,7 @@ class TrainingRun:
                                "tokenizer files); details in train.log") from exc
 
     def _setup_trainer(self) -> None:
-        from transformers import PrinterCallback, Trainer, TrainingArguments
+        from transformers import Trainer, TrainingArguments
 
         from cockpit.learned_loss import LearnedLoss, chunk_rows, free_device_memory, trainer_class
         from cockpit.tokenize import DataCollator
@@ -206,7 +237,7 @@ class TrainingRun:
         cfg, speedups = self.cfg, self.speedups
         os.environ.update(tracker_environment(cfg.report_to, self.run_dir))  # (the trainer's own process)
         has_eval = self.eval_set is not None and len(self.eval_set) > 0
-        args = TrainingArguments(
+        training_kwargs = dict(
             output_dir=str(self.run_dir / "checkpoints"),
             per_device_train_batch_size=cfg.batch_size,
             per_device_eval_batch_size=cfg.batch_size,
@@ -244,6 +275,16 @@ class TrainingRun:
         sampler = self._sample if self.is_main else None
         self.callback = EventCallback(self.sink, self.run_dir, self.tokens, self.stop, sampler, cfg.sample_every,
                                       cfg.early_stopping_patience, start_step=0, world_size=self.world_size)
+        if cfg.is_preference:
+            from cockpit.stages import build_trainer
+
+            self.trainer = build_trainer(cfg, self.model, training_kwargs, self.train_set,
+                                         self.eval_set if has_eval else None, self.tokenizer, [self.callback],
+                                         new_adapter=cfg.uses_lora and continued_adapter(cfg) is None)
+            self.model = self.trainer.model  # with the adapters TRL attached
+            self._finish_trainer_setup()
+            return
+        args = TrainingArguments(**training_kwargs)
         trainer_kwargs: dict[str, Any] = dict(
             model=self.model, args=args, train_dataset=self.train_set,
             eval_dataset=self.eval_set if has_eval else None,
@@ -260,6 +301,11 @@ class TrainingRun:
             self.trainer = trainer_class()(learned_loss=LearnedLoss(self.model, chunk), **trainer_kwargs)
         else:
             self.trainer = Trainer(**trainer_kwargs)
+        self._finish_trainer_setup()
+
+    def _finish_trainer_setup(self) -> None:
+        from transformers import PrinterCallback
+
         self.trainer.remove_callback(PrinterCallback)  # our events replace its stdout dicts
         time_batches(self.trainer, self.callback.data_wait)
         if self.cpu_share is not None:
@@ -289,13 +335,14 @@ class TrainingRun:
         for prompt, out in zip(self.probes, outputs):
             self.sink.emit(ev.Sample(step=step, prompt=prompt, output=out))
 
-    def _baseline(self, prompts: list[str]) -> None:
+    def _baseline(self, prompts: list[str], adapters: bool = False) -> None:
         """The base model's answer to each of ``prompts``: ``sample`` events of step 0 whose
         ``baseline`` is the answer. With adapters they are switched off for it, so this may run
-        at any point of training and still gives exactly the untrained model's answers."""
+        at any point of training and still gives exactly the untrained model's answers.
+        ``adapters=True`` (a continued adapter, which is the starting point) keeps them on."""
         from cockpit.generate import adapters_off, generate
 
-        with adapters_off(self.model):
+        with contextlib.nullcontext() if adapters else adapters_off(self.model):
             for i, prompt in enumerate(prompts):
                 self._phase("baseline_samples", f"Asking the base model probe prompt {i + 1} of {len(prompts)} "
                             "(the 'before' answers)", progress=i / len(prompts))
@@ -335,12 +382,18 @@ class TrainingRun:
                 f"{cfg.method}: training {trainable:,} of {params:,} parameters "
                 f"({100 * trainable / max(params, 1):.2f}%) on {self.precision.device} in {self.precision.dtype_name};"
                 f" {_examples_line(self.data.stats)}"
-                f"{' (tokenized data from the cache)' if self.data.cached else ''}; {self.speedups.summary()}"),
+                f"{' (tokenized data from the cache)' if getattr(self.data, 'cached', False) else ''};"
+                f" {self.speedups.summary()}"),
                 advice=""))
             for note in self.speedups.notes:
                 self.sink.emit(ev.Warning(step=start_step, kind="info", message=note, advice=""))
+            if cfg.is_preference:
+                self.sink.emit(ev.Warning(step=start_step, kind="info", message=_stage_line(cfg), advice=""))
             missing = self._baselines_missing()
-            if missing and cfg.uses_lora:
+            if missing and continued_adapter(cfg) is not None:
+                if resume_from is None:  # the continued adapter is the 'before': only untouched it answers so
+                    self._baseline(missing, adapters=True)
+            elif missing and cfg.uses_lora:
                 # Adapters can be switched off at any time, so the base answers need not hold up
                 # the first step: the callback asks for them once the first step is logged.
                 self.callback.baseline = lambda: self._baseline(missing)
@@ -413,10 +466,27 @@ class TrainingRun:
 
 def _examples_line(stats) -> str:
     """``72 train / 8 eval examples``, or for plain text how the documents were packed."""
+    if not hasattr(stats, "train_rows"):  # preference data (cockpit.data.preference)
+        what = "pairs" if stats.format == "pairs" else "answers"
+        return f"{stats.train_examples} train / {stats.eval_examples} eval {what}"
     if stats.format == "text":
         return (f"{stats.train_examples} train / {stats.eval_examples} eval documents packed into "
                 f"{stats.train_rows} / {stats.eval_rows} rows")
     return f"{stats.train_rows} train / {stats.eval_rows} eval examples"
+
+
+def _stage_line(cfg: TrainConfig) -> str:
+    """What a preference stage compares against, in one line (the run's info events)."""
+    from cockpit.stages import STAGE_NAMES
+
+    if continued_adapter(cfg) is not None:
+        ref = f"a frozen copy of run {Path(cfg.parent_run).name}'s adapter"
+    elif cfg.uses_lora:
+        ref = "the same model with its adapters off (no second copy)"
+    else:
+        ref = "a frozen copy of the starting weights"
+    start = f"; starting from run {Path(cfg.parent_run).name} ({cfg.from_run})" if cfg.parent_run else ""
+    return f"{STAGE_NAMES[cfg.stage]}: beta {cfg.beta:g}, reference = {ref}{start}"
 
 
 def _hardware_summary(precision) -> dict[str, Any]:

@@ -19,12 +19,10 @@ from typing import Any
 from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError
 from cockpit.run_config import load_run_config
-from cockpit.rundir import CONFIG_FILE, EVENTS_FILE, effective_status
+from cockpit.rundir import CONFIG_FILE, EVENTS_FILE, EXPORT_DIR, MODEL_DIR, effective_status
 
 log = logging.getLogger(__name__)
 
-EXPORT_DIR = "export"
-MODEL_DIR = "model"
 # Used only when a run has neither configured probe prompts nor recorded samples.
 FALLBACK_PROBES = ["What can you help me with?", "Explain what you were trained to do in one sentence."]
 

@@ -122,6 +122,7 @@ def recommend(
     lora_dropout: float = 0.05,
     gpus: int = 1,
     grad_accum: int = 1,
+    stage: str = "sft",
 ) -> Recommendation:
     """The method (and, if needed, the settings) to train ``spec`` within ``budget_bytes``."""
     targets = tuple(targets or ALL_LINEAR)
@@ -129,7 +130,7 @@ def recommend(
 
     def estimate(s: Settings, model: ModelSpec = spec) -> MemoryEstimate:
         return estimate_memory(model, s.method, s.batch, s.seq, lora_r, targets, s.grad_ckpt, device,
-                               lora_dropout=lora_dropout)
+                               lora_dropout=lora_dropout, stage=stage)
 
     asked = Settings(spec.id, "lora" if method == "auto" else method, batch, seq, grad_ckpt, grad_accum)
     candidates = {m: estimate(replace(asked, method=m)).total_bytes for m in LADDER_METHODS}

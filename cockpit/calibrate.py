@@ -62,6 +62,7 @@ class CalibrationCase:
     targets: tuple[str, ...] = ALL_LINEAR
     tuned_allocator: bool = True  # cockpit.hardware.tune_cpu_allocator(), as the trainer should do
     learned_loss: bool = True  # the trainer's chunked loss (cockpit.learned_loss); False: transformers' loss
+    stage: str = "sft"  # sft, or dpo/kto: real steps of TRL's trainer (batch = pairs, seq = each sequence)
 
 
     def label(self) -> str:
@@ -71,7 +72,8 @@ class CalibrationCase:
         name = self.model if self.model in (TINY, BUNDLED) else Path(self.model).name
         malloc = "" if self.tuned_allocator else " (default malloc)"
         loss = "" if self.learned_loss else " hf-loss"
-        return f"{name} {self.method}{rank} b{self.batch} s{self.seq}{ckpt}{loss}{malloc}"
+        stage = f" {self.stage}" if self.stage != "sft" else ""
+        return f"{name} {self.method}{stage}{rank} b{self.batch} s{self.seq}{ckpt}{loss}{malloc}"
 
 
 @dataclass
@@ -141,6 +143,10 @@ def validate_case(case: CalibrationCase) -> None:
     """Raise :class:`CockpitError` for a case that cannot run."""
     if case.method not in METHODS:
         raise CockpitError(f"unknown method {case.method!r}", f"choose one of {', '.join(METHODS)}")
+    if case.stage not in ("sft", "dpo", "kto"):
+        raise CockpitError(f"calibration measures stage sft, dpo or kto, not {case.stage!r}", "use --stage dpo")
+    if case.stage == "kto" and case.batch < 2:
+        raise CockpitError("stage kto needs a batch of at least 2", "use --batch-size 2")
     for name, value in (("batch size", case.batch), ("sequence length", case.seq), ("LoRA rank", case.lora_r),
                         ("steps", case.steps)):
         if value < 1:
@@ -173,7 +179,7 @@ def estimate_for(case: CalibrationCase, path: Path, device: str = "cpu"):
 
     return estimate_memory(resolve_spec(str(path)), case.method, case.batch, case.seq, case.lora_r,
                            targets=case.targets, grad_ckpt=case.grad_ckpt, device=device,
-                           lora_dropout=case.lora_dropout, learned_loss=case.learned_loss)
+                           lora_dropout=case.lora_dropout, learned_loss=case.learned_loss, stage=case.stage)
 
 
 def run_case(case: CalibrationCase, timeout: float = 1800) -> CalibrationResult:
@@ -309,6 +315,9 @@ def _worker(payload: dict[str, Any], out: Path) -> None:
     method = payload["method"]
     if method in ("int8", "qlora"):
         import bitsandbytes  # noqa: F401 - the trainer imports it before loading, so does the baseline
+    if payload.get("stage", "sft") != "sft":
+        import datasets  # noqa: F401 - the trainer imports both before loading, so does the baseline
+        import trl  # noqa: F401
     cuda = torch.cuda.is_available()
     gc.collect()
     baseline = _rss()
@@ -321,7 +330,8 @@ def _worker(payload: dict[str, Any], out: Path) -> None:
         "lora_target_modules": payload["targets"], "grad_ckpt": payload["grad_ckpt"],
     })
     precision = pick_precision(cfg)
-    model = load_model(cfg, Path(payload["path"]), precision)
+    stage = payload.get("stage", "sft")
+    model = load_model(cfg, Path(payload["path"]), precision, attach_lora=stage == "sft")
     device = "cuda" if precision.device == "cuda" else "cpu"
     if device == "cuda" and method in ("full", "lora"):
         model.to("cuda")
@@ -333,6 +343,63 @@ def _worker(payload: dict[str, Any], out: Path) -> None:
     reset = _reset_hwm()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+
+    if stage != "sft":
+        step_peaks = _preference_steps(payload, cfg, model, device)
+    else:
+        step_peaks = _sft_steps(payload, model, precision, device)
+    end_anon, end_file = _rss_split()
+    result = {
+        "device": device, "baseline_rss": baseline, "after_load_rss": after_load, "peak_rss": _hwm(),
+        "base_anon": base_anon, "base_file": base_file, "dropped_checkpoint_pages": dropped, "after_load_anon": load_anon, "after_load_file": load_file,
+        "end_anon": end_anon, "end_file": end_file, "end_rss": _rss(),
+        "step_peaks": step_peaks, "peak_includes_load": not reset, "seconds": round(time.time() - started, 1),
+        "cuda_allocated": torch.cuda.max_memory_allocated() if cuda else 0,
+        "cuda_reserved": torch.cuda.max_memory_reserved() if cuda else 0,
+    }
+    atomic_write_json(out, result)
+
+
+def _preference_steps(payload: dict[str, Any], cfg, model, device: str) -> list[int]:
+    """``steps`` real steps of TRL's trainer for the case's stage, the peak after each: every
+    sequence ``seq`` tokens (half prompt, half answer; the rejected answer as long as the
+    chosen one), as the estimate assumes. The reference (a copy for full) is TRL's own."""
+    import dataclasses
+    import tempfile
+
+    from datasets import Dataset
+    from transformers import TrainerCallback
+
+    from cockpit.recipe import load_tokenizer
+    from cockpit.stages import build_trainer
+
+    tokenizer = load_tokenizer(Path(payload["path"]))
+    b, s = payload["batch"], payload["seq"]
+    half = max(1, s // 2)
+    # " a" is one token in the Llama/SmolLM2 vocabularies; TRL adds the EOS to each answer
+    prompt, answer = "a" + " a" * (half - 1), " b" * (s - half - 1)
+    rows = [{"prompt": prompt, "chosen": answer, "rejected": answer.replace("b", "c")}] * (b * payload["steps"])
+    if payload["stage"] == "kto":
+        rows = [{"prompt": prompt, "completion": r["chosen"], "label": i % 2 == 0} for i, r in enumerate(rows)]
+    peaks: list[int] = []
+
+    class Peaks(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            peaks.append(_hwm())
+
+    cfg = dataclasses.replace(cfg, stage=payload["stage"], max_length=s + 2, lr=1e-4)
+    with tempfile.TemporaryDirectory(prefix="cockpit-calib-trl-") as tmp:
+        kwargs = dict(output_dir=tmp, per_device_train_batch_size=b, max_steps=payload["steps"], learning_rate=1e-4,
+                      save_strategy="no", report_to="none", disable_tqdm=True, logging_steps=1,
+                      use_cpu=device == "cpu", dataloader_num_workers=0)
+        trainer = build_trainer(cfg, model, kwargs, Dataset.from_list(rows), None, tokenizer, [Peaks()],
+                                new_adapter=cfg.uses_lora)
+        trainer.train()
+    return peaks
+
+
+def _sft_steps(payload: dict[str, Any], model, precision, device: str) -> list[int]:
+    import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)  # the HF Trainer's default (adamw_torch_fused)
@@ -370,16 +437,7 @@ def _worker(payload: dict[str, Any], out: Path) -> None:
         optimizer.zero_grad(set_to_none=True)
         del loss, batch
         step_peaks.append(_hwm())
-    end_anon, end_file = _rss_split()
-    result = {
-        "device": device, "baseline_rss": baseline, "after_load_rss": after_load, "peak_rss": _hwm(),
-        "base_anon": base_anon, "base_file": base_file, "dropped_checkpoint_pages": dropped, "after_load_anon": load_anon, "after_load_file": load_file,
-        "end_anon": end_anon, "end_file": end_file, "end_rss": _rss(),
-        "step_peaks": step_peaks, "peak_includes_load": not reset, "seconds": round(time.time() - started, 1),
-        "cuda_allocated": torch.cuda.max_memory_allocated() if cuda else 0,
-        "cuda_reserved": torch.cuda.max_memory_reserved() if cuda else 0,
-    }
-    atomic_write_json(out, result)
+    return step_peaks
 
 
 def _build_tiny(out: Path) -> None:

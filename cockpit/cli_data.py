@@ -112,8 +112,15 @@ def cmd_check(args) -> int:
             tokenizer = load_tokenizer_for(args.model)
         if args.examples < 0:
             raise CockpitError(f"--examples {args.examples} must be 0 or more")
-        report = build_report(args.file, tokenizer=tokenizer, max_length=args.max_length,
-                              options=_options(args, system_prompt=args.system_prompt), show=args.examples)
+        options = _options(args, system_prompt=args.system_prompt)
+        if options.data_format == "auto" and _is_preference(args.file, options):
+            from cockpit.data.preference_report import build_preference_report
+
+            report = build_preference_report(args.file, tokenizer=tokenizer, max_length=args.max_length,
+                                             options=options, show=args.examples)
+        else:
+            report = build_report(args.file, tokenizer=tokenizer, max_length=args.max_length, options=options,
+                                  show=args.examples)
     except CockpitError as exc:
         if args.json:  # still one JSON document on stdout; the line on stderr comes from cli.py
             print(json.dumps({"path": args.file, "ok": False, "error": exc.message,
@@ -125,6 +132,13 @@ def cmd_check(args) -> int:
         for line in report.to_lines(max_problems=MAX_PROBLEM_LINES, marked=args.examples > 0):
             print(line)
     return 0 if report.ok else 1
+
+
+def _is_preference(spec: str, options) -> bool:
+    """Preference pairs or labelled answers (DPO/KTO data) get their own report."""
+    from cockpit.data.preference import is_preference_source
+
+    return is_preference_source(spec, options)
 
 
 def cmd_convert_source(args) -> int:

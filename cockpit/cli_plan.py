@@ -16,7 +16,7 @@ import re
 import sys
 from typing import Any
 
-from cockpit.config import TrainConfig
+from cockpit.config import STAGES, TrainConfig
 from cockpit.errors import CockpitError
 from cockpit.runs_registry import DEFAULT_RUNS_ROOT
 
@@ -42,6 +42,9 @@ def register(sub) -> None:
     p.add_argument("--vram", default=None, metavar="GB",
                    help="plan for a GPU with this much memory in GiB (24 for a 24 GB card) instead of this machine")
     p.add_argument("--task", default=None, help="new | extend | behaviour: what training should do (model advice)")
+    p.add_argument("--stage", default="sft", choices=STAGES,
+                   help="sft, or a preference stage: dpo/orpo hold chosen and rejected (2 x batch sequences), "
+                        "full fine-tuning adds a reference copy (default sft)")
     p.add_argument("--list", action="store_true", help="list the catalog models and exit")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(func=cmd_plan)
@@ -54,6 +57,8 @@ def register(sub) -> None:
     p.add_argument("--lora-r", default="8")
     p.add_argument("--grad-ckpt", action="store_true")
     p.add_argument("--steps", default="3", help="training steps per case (default 3)")
+    p.add_argument("--stage", default="sft", choices=("sft", "dpo", "kto"),
+                   help="sft, or real steps of TRL's dpo/kto trainer (batch = pairs; default sft)")
     p.add_argument("--table", action="store_true",
                    help="run the standard and held-out cases of docs/calibration.md (~15 minutes on 2 cores)")
     p.add_argument("--default-malloc", action="store_true",
@@ -131,7 +136,7 @@ def cmd_plan(args) -> int:
                  else f"this machine's CPU ({fmt_bytes(budget)} RAM available)")
 
     rec = advisor.recommend(spec, budget, device, args.method, batch, seq, lora_r, targets, args.grad_ckpt,
-                            gpus=gpus)
+                            gpus=gpus, stage=args.stage)
     advice = advisor.model_kind_advice(spec.id, args.task)
     # The verdict answers the question asked: an explicit method as asked; "auto" what the
     # advisor found. The recommendation (after the OOM ladder if needed) is reported beside it.
@@ -139,7 +144,7 @@ def cmd_plan(args) -> int:
     if args.json:
         _emit_json({
             "model": spec.to_dict(), "device": device, "target": where, "method": est.method,
-            "total_bytes": est.total_bytes, "breakdown": est.breakdown, "fits": fits,
+            "total_bytes": est.total_bytes, "breakdown": est.breakdown, "fits": fits, "stage": args.stage,
             "recommended_method": rec.method, "reasons": rec.reasons + advice.reasons,
             "recommended": {**rec.settings.__dict__, "total_bytes": rec.estimate.total_bytes, "fits": rec.fits},
             "budget_bytes": rec.budget_bytes, "usable_bytes": rec.usable_bytes, "peak_phase": est.peak_phase,
@@ -147,11 +152,11 @@ def cmd_plan(args) -> int:
             "ladder": [s.to_dict() for s in rec.ladder], "model_advice": advice.to_dict(), "notes": est.notes,
         })
         return 0
-    print(_render_plan(spec, rec, est, fits, advice, where, BREAKDOWN_KEYS, fmt_bytes))
+    print(_render_plan(spec, rec, est, fits, advice, where, BREAKDOWN_KEYS, fmt_bytes, args.stage))
     return 0
 
 
-def _render_plan(spec, rec, est, fits, advice, where: str, keys, fmt_bytes) -> str:
+def _render_plan(spec, rec, est, fits, advice, where: str, keys, fmt_bytes, stage: str = "sft") -> str:
     from cockpit.memory import fmt_params
 
     lines = [
@@ -159,6 +164,7 @@ def _render_plan(spec, rec, est, fits, advice, where: str, keys, fmt_bytes) -> s
          f"{spec.layers} layers, hidden {spec.hidden}, vocabulary {spec.vocab}"),
         f"Target   {where}",
         f"Setup    {est.method}, batch {est.batch}, {est.seq} tokens"
+        + (f", stage {stage}" if stage != "sft" else "")
         + (", gradient checkpointing" if est.grad_ckpt else "") + (f", LoRA r{est.lora_r}" if est.method != "full" else ""),
         (f"Memory   {fmt_bytes(est.total_bytes)} at the peak ({est.peak_phase}); "
          f"trainable parameters {est.trainable_params:,}"),
@@ -166,6 +172,8 @@ def _render_plan(spec, rec, est, fits, advice, where: str, keys, fmt_bytes) -> s
     width = max(est.total_bytes, 1)
     for key in keys:
         value = est.breakdown[key]
+        if key == "reference" and stage == "sft":
+            continue
         lines.append(f"  {key.replace('_', ' '):<17} {fmt_bytes(value):>10}  {'#' * round(30 * value / width)}")
     lines.append(f"Verdict  {'fits' if fits else 'does NOT fit'}: {fmt_bytes(est.total_bytes)} of "
                  f"{fmt_bytes(rec.usable_bytes)} usable ({fmt_bytes(rec.budget_bytes)} minus 10% headroom)")
@@ -223,7 +231,8 @@ def cmd_calibrate(args) -> int:
     else:
         cases = [CalibrationCase(model=args.model, method=args.method, batch=_int(args.batch_size, "--batch-size"),
                                  seq=_int(args.seq_len, "--seq-len"), lora_r=_int(args.lora_r, "--lora-r"),
-                                 grad_ckpt=args.grad_ckpt, steps=_int(args.steps, "--steps", 2), targets=ALL_LINEAR)]
+                                 grad_ckpt=args.grad_ckpt, steps=_int(args.steps, "--steps", 2), targets=ALL_LINEAR,
+                                 stage=args.stage)]
     cases = [replace(c, tuned_allocator=not args.default_malloc, learned_loss=not args.hf_loss) for c in cases]
     for case in cases:
         validate_case(case)

@@ -75,6 +75,16 @@ backward (its weight gradient appears while all activations are still alive), (3
 end of the backward pass / the optimizer step (weights + gradients + optimizer states;
 the activations are gone by then), (4) with checkpointing, the recomputation of one layer.
 
+Preference stages (TRL's DPOTrainer, KTOTrainer). DPO and ORPO concatenate each pair's
+chosen and rejected answer into one forward pass: the activations of 2b sequences of length
+s. KTO trains on b single answers (its KL estimate is a gradient-free pass). The reference
+log-probabilities come from a gradient-free forward pass before the policy's, whose
+activations are freed layer by layer (below the policy's peak, not counted). What the
+reference holds: ``full`` a second fp32 copy of the weights (TRL loads it in the policy's
+dtype); a new adapter, nothing (the same weights with the adapters off); a continued
+adapter, a frozen fp32 copy of it. TRL's fused output layer scores only the answer
+positions, in tiles: counted as the trainer's learned loss.
+
 Runtime overhead. CPU (measured, ``docs/calibration.md``): thread pools, kernel code paged
 in and small allocations cost ~25 MiB above the post-import baseline plus ~1 MiB per decoder
 layer (``CPU_BASE_OVERHEAD``, ``CPU_LAYER_OVERHEAD``; two constants fitted to the standard
@@ -109,7 +119,9 @@ CUDA_CONTEXT_BYTES = 800 * 2**20
 CUDA_FRAGMENTATION = 0.10
 GIB = 2**30
 
-BREAKDOWN_KEYS = ("weights", "trainable_states", "activations", "logits", "overhead")
+BREAKDOWN_KEYS = ("weights", "reference", "trainable_states", "activations", "logits", "overhead")
+STAGES = ("sft", "dpo", "orpo", "kto")
+PAIRED_STAGES = ("dpo", "orpo")
 
 
 @dataclass(frozen=True)
@@ -211,6 +223,8 @@ def estimate_memory(
     optimizer: str = "adamw",
     lora_dropout: float = 0.05,
     learned_loss: bool = True,
+    stage: str = "sft",
+    continued: bool = False,
 ) -> MemoryEstimate:
     """Peak memory of training ``spec`` with ``method`` on ``device`` (cpu | cuda).
 
@@ -218,8 +232,22 @@ def estimate_memory(
     in fp32 whatever is asked, like the trainer. ``learned_loss``: the trainer's chunked loss
     on the learned positions (its default; never for Gemma 2's soft-capped logits), else
     transformers' loss over full logits.
+
+    ``stage``: a preference stage through TRL (module docstring, "Preference stages"):
+    dpo/orpo put the chosen and the rejected answer of each pair through one forward pass
+    (2 x ``batch`` rows); the reference of ``full`` is a second frozen copy of the weights,
+    that of a ``continued`` adapter a frozen copy of it, that of a new adapter the same
+    weights with the adapters off (nothing more). TRL's fused output layer scores the
+    answer positions in tiles, like the trainer's learned loss.
     """
     _validate(spec, method, batch, seq, lora_r, device, optimizer, lora_dropout)
+    if stage not in STAGES:
+        raise CockpitError(f"unknown stage {stage!r}", f"allowed: {' | '.join(STAGES)}")
+    pairs = batch
+    if stage != "sft":
+        learned_loss = True
+        if stage in PAIRED_STAGES:
+            batch = 2 * batch
     targets = tuple(ALL_LINEAR if targets is None else targets)
     unknown = [t for t in targets if t not in ALL_LINEAR]
     if unknown and method != "full":
@@ -291,8 +319,16 @@ def estimate_memory(
         overhead = CPU_BASE_OVERHEAD + CPU_LAYER_OVERHEAD * spec.layers
     else:
         overhead = CUDA_CONTEXT_BYTES + int(CUDA_FRAGMENTATION * (at_peak_acts + at_peak_logits))
+    reference = 0
+    if stage != "sft" and stage != "orpo":
+        reference = weights if full else (adapter_weights if continued else 0)
+        what = ("a frozen copy of the weights" if full else "a frozen copy of the adapter" if continued
+                else "the adapters switched off: no second copy")
+        notes.append(f"{stage}: {pairs} pair{'s' if pairs > 1 else ''} = {batch} sequences per forward pass; "
+                     f"reference = {what}" if stage in PAIRED_STAGES else f"{stage}: reference = {what}")
     breakdown = {
         "weights": weights + copies_at_peak,
+        "reference": reference,
         "trainable_states": adapter_weights + opt_states + states,
         "activations": at_peak_acts,
         "logits": at_peak_logits,
@@ -303,7 +339,7 @@ def estimate_memory(
         "base_weights": weights, "autocast_copies": autocast_copies, "adapter_weights": adapter_weights,
         "gradients": grads, "optimizer_states": opt_states, "activations_per_layer": layer,
         "activations_all_layers": spec.layers * layer + final, "checkpointed_inputs": ckpt_inputs if grad_ckpt else 0,
-        "logits_peak": logits, "overhead": overhead, "persistent": persistent,
+        "logits_peak": logits, "overhead": overhead, "persistent": persistent + reference,
     }
     if device == "cpu" and precision in ("fp16", "bf16"):
         notes.append("the CPU trains in fp32 whatever precision is asked")
@@ -312,7 +348,7 @@ def estimate_memory(
     return MemoryEstimate(
         total_bytes=int(total), breakdown={k: int(v) for k, v in breakdown.items()}, details=details,
         peak_phase=peak_phase, params=spec.params, trainable_params=trainable, method=method, device=device,
-        batch=batch, seq=seq, lora_r=lora_r, grad_ckpt=grad_ckpt, notes=notes,
+        batch=pairs, seq=seq, lora_r=lora_r, grad_ckpt=grad_ckpt, notes=notes,
     )
 
 
@@ -333,7 +369,9 @@ def estimate_for_config(cfg: Any, device: str | None = None) -> dict[str, Any]:
     est = estimate_memory(resolve_spec(cfg.model, network=False), cfg.method, cfg.batch_size, cfg.max_length,
                           cfg.lora_r, targets=[t for t in cfg.lora_target_modules if t in ALL_LINEAR] or None,
                           grad_ckpt=cfg.grad_ckpt, device=device, precision=precision,
-                          lora_dropout=cfg.lora_dropout, learned_loss=cfg.learned_loss)
+                          lora_dropout=cfg.lora_dropout, learned_loss=cfg.learned_loss,
+                          stage=getattr(cfg, "stage", "sft"),
+                          continued=getattr(cfg, "from_run", "") == "continue" and bool(getattr(cfg, "parent_run", None)))
     return est.to_dict()
 
 

@@ -59,11 +59,13 @@ def detect_format(obj: Mapping) -> str:
     """The format of one record from its keys; RecordError when none or two match."""
     if obj.get("chosen") is not None and obj.get("rejected") is not None:
         raise RecordError("a preference pair (chosen/rejected): supervised fine-tuning learns one answer per "
-                          "example, and preference tuning (DPO) is not available yet", "preference")
+                          "example; train preference data with stage=dpo (pairs) or stage=kto (labelled answers)",
+                          "preference")
     found = _present(obj)
     if isinstance(obj.get("label"), bool) and set(found) & set(SUPERVISED):
         raise RecordError("KTO preference data (a true/false 'label' per answer): supervised fine-tuning would "
-                          "learn the undesirable answers too; set data_format= to train on them anyway",
+                          "learn the undesirable answers too; train preference data with stage=dpo (pairs) or "
+                          "stage=kto (labelled answers), or set data_format= to train on them anyway",
                           "preference")
     if len(found) == 1:
         return found[0]

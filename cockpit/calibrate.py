@@ -138,6 +138,14 @@ HELDOUT_CASES: tuple[CalibrationCase, ...] = (
     CalibrationCase(BUNDLED, "int8", batch=2, seq=256, lora_r=8, grad_ckpt=True),
 )
 
+# Preference stages: real steps of TRL's trainers (its fused output layer, the reference).
+PREFERENCE_CASES: tuple[CalibrationCase, ...] = (
+    CalibrationCase(TINY, "lora", batch=2, seq=128, lora_r=8, stage="dpo"),
+    CalibrationCase(BUNDLED, "lora", batch=1, seq=256, lora_r=16, stage="dpo"),
+    CalibrationCase(BUNDLED, "full", batch=1, seq=128, stage="dpo"),
+    CalibrationCase(BUNDLED, "lora", batch=2, seq=256, lora_r=16, stage="kto"),
+)
+
 
 def validate_case(case: CalibrationCase) -> None:
     """Raise :class:`CockpitError` for a case that cannot run."""

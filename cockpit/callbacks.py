@@ -201,7 +201,9 @@ class EventCallback(TrainerCallback):
                 self.give_baseline()
         if "eval_loss" in logs:
             eval_loss = float(logs["eval_loss"])
-            metrics = {k: v for k, v in logs.items() if k.startswith("eval_") and k != "eval_loss"}
+            # the stage's own numbers on the eval set (eval_rewards/margins, ...), not its timings
+            metrics = {f"eval_{k}": v for k, v in stage_metrics({k[5:]: v for k, v in logs.items()
+                                                                 if k.startswith("eval_")}).items()}
             self.sink.emit(ev.Eval(step=step, eval_loss=eval_loss, metrics=metrics))
             self._emit(self.checklist.eval_loss(step, eval_loss))
             self._busy = True

@@ -30,8 +30,9 @@ log-probability ratio to the reference):
   within 0.1 of 0.5 and the mean margin under ``margin_tiny`` (0.05): chosen and rejected are
   indistinguishable to the model, or the reference is the policy itself;
 * ``pref_chosen_falling``: across the window the chosen reward falls below ``-chosen_drop``
-  (-0.5) while the rejected one falls too: the model lowers every answer, the good ones with
-  the bad (common when the pairs differ in a few tokens).
+  (-0.5), and by at least ``chosen_share`` (half) of what the rejected one falls: the model
+  lowers every answer, the good ones with the bad (common when the pairs differ in a few
+  tokens). The rejected reward falling much faster than the chosen one is DPO working.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Checklist:
     margin_max: float = 5.0
     margin_tiny: float = 0.05
     chosen_drop: float = 0.5
+    chosen_share: float = 0.5
     pref_window: int = 10
     _active: set[str] = field(default_factory=set)
     _pref: list[tuple] = field(default_factory=list)
@@ -188,8 +190,11 @@ class Checklist:
                               f"{mean_margin:.3f} over the last {len(window)} logged steps: the model does not tell "
                               "chosen from rejected")
             first, last = window[0], window[-1]
-            falling = (first[2] is not None and last[2] is not None and first[3] is not None and last[3] is not None
-                       and last[2] < first[2] and last[3] < first[3] and last[2] < -self.chosen_drop)
+            known = None not in (first[2], last[2], first[3], last[3])
+            # the chosen reward falling at least half as fast as the rejected one: the model lowers
+            # both, the good answers with the bad (a rejected reward falling much faster is DPO working)
+            falling = (known and last[2] < first[2] and last[3] < first[3] and last[2] < -self.chosen_drop
+                       and first[2] - last[2] >= self.chosen_share * (first[3] - last[3]))
             out += self._edge("pref_chosen_falling", falling, step,
                               f"the chosen answers' reward fell to {last[2] if last[2] is not None else 0:.2f} "
                               f"together with the rejected ones' ({last[3] if last[3] is not None else 0:.2f}) over "

@@ -60,7 +60,7 @@ def register(sub) -> None:
     p.add_argument("--stage", default="sft", choices=("sft", "dpo", "kto"),
                    help="sft, or real steps of TRL's dpo/kto trainer (batch = pairs; default sft)")
     p.add_argument("--table", action="store_true",
-                   help="run the standard and held-out cases of docs/calibration.md (~15 minutes on 2 cores)")
+                   help="run the standard, held-out and preference cases of docs/calibration.md (~20 minutes on 2 cores)")
     p.add_argument("--default-malloc", action="store_true",
                    help="measure with glibc's default allocator settings instead of tune_cpu_allocator()")
     p.add_argument("--hf-loss", action="store_true",
@@ -218,6 +218,7 @@ def cmd_calibrate(args) -> int:
 
     from cockpit.calibrate import (
         HELDOUT_CASES,
+        PREFERENCE_CASES,
         STANDARD_CASES,
         CalibrationCase,
         results_table,
@@ -227,7 +228,7 @@ def cmd_calibrate(args) -> int:
     from cockpit.memory import ALL_LINEAR
 
     if args.table:
-        cases = list(STANDARD_CASES + HELDOUT_CASES)
+        cases = list(STANDARD_CASES + HELDOUT_CASES + PREFERENCE_CASES)
     else:
         cases = [CalibrationCase(model=args.model, method=args.method, batch=_int(args.batch_size, "--batch-size"),
                                  seq=_int(args.seq_len, "--seq-len"), lora_r=_int(args.lora_r, "--lora-r"),

@@ -21,6 +21,7 @@ from cockpit import events as ev
 from cockpit.errors import CockpitError
 from cockpit.follow import PhaseView, fmt_bytes, fmt_duration, fmt_num, num, phase_line, summary_line
 from cockpit.runs_registry import DEFAULT_RUNS_ROOT, find_run
+from cockpit.stages import stage_words
 
 PHASE_TICK_S = 10.0  # how often attach --plain repeats a long phase with its time so far
 
@@ -161,7 +162,7 @@ def format_event(e: ev.Event, total_steps: int = 0) -> str:
         line = phase_line(PhaseView.of(e))
         return f"{at}  {line}" if e.step else line
     if isinstance(e, ev.Step):
-        parts = [at, f"loss {fmt_num(num(e.loss))}"]
+        parts = [at, f"loss {fmt_num(num(e.loss))}", *stage_words(e.metrics)]
         if e.grad_norm is not None:
             parts.append(f"grad {fmt_num(num(e.grad_norm), 3)}")
         if e.lr is not None:
@@ -174,7 +175,7 @@ def format_event(e: ev.Event, total_steps: int = 0) -> str:
     if isinstance(e, ev.Gpu):
         return "  ".join(gpu_line(i, d) for i, d in enumerate(e.devices if isinstance(e.devices, list) else []))
     if isinstance(e, ev.Eval):
-        return f"{at}  eval loss {fmt_num(num(e.eval_loss))}"
+        return "  ".join([at, f"eval loss {fmt_num(num(e.eval_loss))}", *stage_words(e.metrics, "eval_")])
     if isinstance(e, ev.Sample):
         if e.baseline is not None and e.output == e.baseline:
             # the base model's own answer (which may come after some steps: adapters switched off)

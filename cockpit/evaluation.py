@@ -169,13 +169,32 @@ def evaluate_run(run_dir: Path, data: str | None = None, baseline: bool = False,
     del model
     base = None
     if baseline:
-        bmodel, btok = load_inference_model(cfg.model)
-        base = evaluate_model(bmodel, btok, examples, f"{cfg.model} (base)", max_new_tokens,
+        from cockpit.preference_eval import starting_model_spec
+
+        spec, label = starting_model_spec(cfg)
+        bmodel, btok = load_inference_model(spec)
+        base = evaluate_model(bmodel, btok, examples, label, max_new_tokens,
                               cfg.system_prompt, cfg.max_length, progress)
     result = {"version": 1, "created": time.time(), "data": str(source), "max_new_tokens": max_new_tokens,
               "finetuned": tuned.to_dict(), "baseline": base.to_dict() if base else None}
     atomic_write_json(run_dir / EVAL_FILE, _other_sections(run_dir / EVAL_FILE, result) | result)
     return result
+
+
+def merge_eval_json(run_dir: Path, key: str, value: Any) -> dict[str, Any]:
+    """Set ``key`` in the run's ``eval.json`` and keep everything else in it (atomic write)."""
+    import json
+
+    path = run_dir / EVAL_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        data = {"version": 1}
+    data[key] = value
+    atomic_write_json(path, data)
+    return data
 
 
 def _other_sections(path: Path, result: dict[str, Any]) -> dict[str, Any]:

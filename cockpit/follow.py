@@ -146,6 +146,9 @@ class RunState:
     mem: list = field(default_factory=list)
     gpus: list = field(default_factory=list)
     series: dict[str, Series] = field(default_factory=lambda: {n: Series() for n in SERIES_NAMES})
+    stage_series: dict[str, Series] = field(default_factory=dict)
+    """The stage's own numbers over steps (``rewards/margins``, ``eval_rewards/accuracies``, ...),
+    as the step and eval events name them (``cockpit.stages``)."""
     samples: dict[str, SampleView] = field(default_factory=dict)
     warnings: list[WarningView] = field(default_factory=list)
     warning_counts: dict[str, int] = field(default_factory=dict)
@@ -216,8 +219,19 @@ class RunState:
         for name, value in (("loss", loss), ("grad_norm", num(e.grad_norm)), ("lr", num(e.lr)),
                             ("tokens_per_s", self.tokens_per_s)):
             self.series[name].add(e.step, value)
+        self._stage_values(e.step, e.metrics)
         if self.state == "starting":
             self.state = "running"
+
+    def _stage_values(self, step: int, metrics: Any) -> None:
+        if not isinstance(metrics, dict):
+            return
+        for key, value in metrics.items():
+            self.stage_series.setdefault(str(key), Series()).add(step, num(value))
+
+    @property
+    def stage(self) -> str:
+        return str(self.config.get("stage") or "sft")
 
     def _gpu(self, e: ev.Gpu) -> None:
         if isinstance(e.devices, list):
@@ -227,6 +241,7 @@ class RunState:
         loss = num(e.eval_loss)
         self.eval_loss = loss
         self.series["eval_loss"].add(e.step, loss)
+        self._stage_values(e.step, e.metrics)
         if loss is not None and math.isfinite(loss) and (self.best_eval_loss is None or loss < self.best_eval_loss):
             self.best_eval_loss = loss
 

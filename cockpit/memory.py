@@ -82,8 +82,13 @@ log-probabilities come from a gradient-free forward pass before the policy's, wh
 activations are freed layer by layer (below the policy's peak, not counted). What the
 reference holds: ``full`` a second fp32 copy of the weights (TRL loads it in the policy's
 dtype); a new adapter, nothing (the same weights with the adapters off); a continued
-adapter, a frozen fp32 copy of it. TRL's fused output layer scores only the answer
-positions, in tiles: counted as the trainer's learned loss.
+adapter, a frozen fp32 copy of it. TRL's fused output layer (``trl.kernels.chunked_logprob``)
+scores the positions in tiles of at most 4096 rows x 32768 vocabulary columns: on a GPU one
+tile in the compute dtype (Triton folds it in place); on a CPU its torch fallback makes the
+backward pass's tile and eight fp32 temporaries of the tile's size alive at once (counted in
+TRL 1.16's ``_backward_tile``: the upcast, the scaled logits, log p, p, the gradient and the
+three terms of its update), 9 x 4 bytes per tile element, which dominates the CPU peak of a
+small model (``docs/calibration.md``). Both keep the fp32 gradient of the hidden states.
 
 Runtime overhead. CPU (measured, ``docs/calibration.md``): thread pools, kernel code paged
 in and small allocations cost ~25 MiB above the post-import baseline plus ~1 MiB per decoder
@@ -210,6 +215,18 @@ def layer_activation_bytes(spec: ModelSpec, method: str, tokens: int, seq: int, 
     return per_token * tokens
 
 
+TRL_TOKEN_TILE, TRL_VOCAB_TILE = 4096, 32768  # trl.kernels.chunked_logprob (TRL 1.16)
+TRL_CPU_TILE_BUFFERS = 9
+
+
+def trl_head_bytes(spec: ModelSpec, tokens: int, a: int, device: str) -> int:
+    """TRL's fused output layer at the start of the backward pass (module docstring,
+    "Preference stages"): its tile buffers and the fp32 gradient of the hidden states."""
+    tile = min(tokens, TRL_TOKEN_TILE) * min(spec.vocab, TRL_VOCAB_TILE)
+    buffers = tile * 4 * TRL_CPU_TILE_BUFFERS if device == "cpu" else tile * a
+    return buffers + 4 * tokens * spec.hidden
+
+
 def estimate_memory(
     spec: ModelSpec,
     method: str = "lora",
@@ -238,7 +255,7 @@ def estimate_memory(
     (2 x ``batch`` rows); the reference of ``full`` is a second frozen copy of the weights,
     that of a ``continued`` adapter a frozen copy of it, that of a new adapter the same
     weights with the adapters off (nothing more). TRL's fused output layer scores the
-    answer positions in tiles, like the trainer's learned loss.
+    positions in tiles (:func:`trl_head_bytes`).
     """
     _validate(spec, method, batch, seq, lora_r, device, optimizer, lora_dropout)
     if stage not in STAGES:
@@ -280,7 +297,9 @@ def estimate_memory(
     acts_forward = ckpt_inputs + final if grad_ckpt else spec.layers * layer + final
     learned_loss = learned_loss and spec.arch != "gemma2"
     head_grad = 4 * spec.vocab * spec.hidden if full else 0
-    if learned_loss:
+    if stage != "sft":
+        logits = trl_head_bytes(spec, tokens, a, device) + head_grad
+    elif learned_loss:
         # cockpit.learned_loss: one chunk's fp32 logits (plus their 16-bit copy for a 16-bit
         # head), the selected hidden states and their gradient; a trained head's fp32 gradient
         # is made in the same pass. Every position counts as learned (the worst case).

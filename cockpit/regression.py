@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import math
 import sys
@@ -282,22 +281,7 @@ def run_regression(run_dir: Path, tasks: list[str] | None = None, limit: int | N
         section["items"].update(items)
     lm = None
     section["delta"] = deltas(section["base"], section["tuned"])
+    from cockpit.evaluation import merge_eval_json
+
     merge_eval_json(run_dir, SECTION, section)
     return section
-
-
-def merge_eval_json(run_dir: Path, key: str, value: Any) -> dict[str, Any]:
-    """Set ``key`` in the run's ``eval.json`` and keep everything else in it (atomic write)."""
-    from cockpit.evaluation import EVAL_FILE
-    from cockpit.rundir import atomic_write_json
-
-    path = run_dir / EVAL_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = None
-    if not isinstance(data, dict):
-        data = {"version": 1}
-    data[key] = value
-    atomic_write_json(path, data)
-    return data

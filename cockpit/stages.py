@@ -85,6 +85,39 @@ def stage_metrics(logs: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+# The dashboard's stage charts: (title, [(legend, metric key in step/eval events), ...]). They
+# take the places of the learning-rate and speed charts (both stay readable in the progress
+# line and the details tab); sft keeps those.
+STAGE_CHARTS = {
+    "dpo": (("reward margin", (("train", "rewards/margins"), ("eval", "eval_rewards/margins"))),
+            ("reward accuracy", (("train", "rewards/accuracies"), ("eval", "eval_rewards/accuracies")))),
+    "kto": (("reward margin", (("train", "rewards/margins"), ("eval", "eval_rewards/margins"))),
+            ("rewards", (("chosen", "rewards/chosen"), ("rejected", "rewards/rejected")))),
+}
+STAGE_CHARTS["orpo"] = STAGE_CHARTS["dpo"]
+
+
+def stage_charts(stage: str | None) -> tuple:
+    """What the dashboard charts for ``stage`` in place of learning rate and speed; () for sft."""
+    return STAGE_CHARTS.get(str(stage or "sft"), ())
+
+
+_SHORT_NAMES = (("rewards/margins", "margin"), ("rewards/accuracies", "acc"), ("kl", "kl"))
+
+
+def stage_words(metrics: Any, prefix: str = "") -> list[str]:
+    """``["margin 0.41", "acc 0.75"]``: the stage's numbers a progress line shows (``prefix``
+    ``eval_`` for an eval event's)."""
+    if not isinstance(metrics, dict):
+        return []
+    out = []
+    for key, short in _SHORT_NAMES:
+        value = metrics.get(prefix + key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append(f"{short} {value:.3g}")
+    return out
+
+
 def stage_arguments(cfg: Any) -> dict[str, Any]:
     """What the stage's TRL config takes beyond transformers' TrainingArguments."""
     return {

@@ -452,6 +452,9 @@ class TrainingRun:
         tmp = self.run_dir / ".model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         self.trainer.save_model(str(tmp))
+        # a continued adapter's frozen reference copy (TRL's "ref" adapter) is no result
+        if (tmp / "ref" / "adapter_config.json").is_file():
+            shutil.rmtree(tmp / "ref")
         self.tokenizer.save_pretrained(str(tmp))
         if final.exists():
             shutil.rmtree(final)

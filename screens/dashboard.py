@@ -20,6 +20,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from cockpit.follow import RunState, fmt_duration, fmt_num, summary_line
 from cockpit.rundir import ACTIVE_STATES
+from cockpit.stages import stage_charts
 from screens import services
 from screens.confirm import ConfirmScreen
 from screens.help import HelpScreen
@@ -104,8 +105,8 @@ class DashboardScreen(Screen[None]):
             self.query_one("#chart-loss", LineChart).set_series(
                 (series["loss"].steps, series["loss"].values),
                 (series["eval_loss"].steps, series["eval_loss"].values))
-            for chart_id, name in (("#chart-grad", "grad_norm"), ("#chart-lr", "lr"), ("#chart-speed", "tokens_per_s")):
-                self.query_one(chart_id, LineChart).set_series((series[name].steps, series[name].values))
+            self.query_one("#chart-grad", LineChart).set_series((series["grad_norm"].steps, series["grad_norm"].values))
+            self._show_stage_charts(state)
             self.query_one(SystemPanel).show(state)
             self._update_static("#latest-warning", self._latest_warning_text())
             if self.query_one("#side-col").display:
@@ -117,6 +118,16 @@ class DashboardScreen(Screen[None]):
             self.query_one("#warnings-panel", WarningsPanel).show(state.warnings, state.warning_counts)
         elif active == "details":
             self._update_static("#details-body", self._details_text())
+
+    def _show_stage_charts(self, state: RunState) -> None:
+        """Learning rate and speed, or for a preference stage its own charts in their places
+        (reward margin and accuracy: ``cockpit.stages.stage_charts``)."""
+        charts = stage_charts(state.stage) or (("learning rate", (("", "lr"),)), ("tokens/s", (("", "tokens_per_s"),)))
+        for chart_id, (title, lines) in zip(("#chart-lr", "#chart-speed"), charts):
+            chart = self.query_one(chart_id, LineChart)
+            chart.relabel(title, [legend for legend, _ in lines])
+            pool = [state.series.get(key) or state.stage_series.get(key) for _, key in lines]
+            chart.set_series(*((s.steps, s.values) if s is not None else ([], []) for s in pool))
 
     def _update_static(self, selector: str, text: Text) -> None:
         widget = self.query_one(selector, Static)

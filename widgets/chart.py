@@ -155,6 +155,14 @@ class LineChart(Widget):
         self._series = list(series)
         self.refresh()
 
+    def relabel(self, title: str, labels: Sequence[str]) -> None:
+        """Chart something else (a preference run's reward margin in place of the learning rate)."""
+        if title == self.title and list(labels) == self.labels:
+            return
+        self.title, self.labels = title, list(labels)
+        self._series, self._key = [([], []) for _ in self.labels], ()
+        self.refresh()
+
     @property
     def series(self) -> list[Points]:
         return self._series

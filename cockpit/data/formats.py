@@ -55,6 +55,16 @@ def _present(obj: Mapping) -> list[str]:
     return [fmt for fmt, keys in _MARKERS.items() if any(obj.get(k) is not None for k in keys)]
 
 
+def label_value(value: Any) -> bool | None:
+    """A KTO label as a bool: a JSON boolean, or ``true``/``false`` as text (CSV has no
+    booleans); None otherwise."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
 def detect_format(obj: Mapping) -> str:
     """The format of one record from its keys; RecordError when none or two match."""
     if obj.get("chosen") is not None and obj.get("rejected") is not None:
@@ -62,7 +72,7 @@ def detect_format(obj: Mapping) -> str:
                           "example; train preference data with stage=dpo (pairs) or stage=kto (labelled answers)",
                           "preference")
     found = _present(obj)
-    if isinstance(obj.get("label"), bool) and set(found) & set(SUPERVISED):
+    if label_value(obj.get("label")) is not None and set(found) & set(SUPERVISED):
         raise RecordError("KTO preference data (a true/false 'label' per answer): supervised fine-tuning would "
                           "learn the undesirable answers too; train preference data with stage=dpo (pairs) or "
                           "stage=kto (labelled answers), or set data_format= to train on them anyway",

@@ -32,8 +32,8 @@ from cockpit.data.sources import Source, resolve_source
 from cockpit.errors import CockpitError
 
 __all__ = ["ACCEPTED", "FORMS", "PAIRED", "UNPAIRED", "PreferenceData", "PreferenceExample", "PreferenceLoad",
-           "PreferenceStats", "check_preference_records", "example_tokens", "is_preference_record",
-           "is_preference_source", "label_value", "load_preference_data", "load_preference_examples", "to_unpaired"]
+           "PreferenceStats", "answer_token_ids", "check_preference_records", "checked_pairs", "example_tokens", "is_preference_record",
+           "is_preference_source", "label_value", "load_preference_data", "load_preference_examples", "preference_splits", "to_unpaired"]
 
 PAIR_STAGES = ("dpo", "orpo")
 _MAX_PROBLEMS = 10_000  # enough to name the first and say how many
@@ -181,23 +181,31 @@ def check_preference_records(cfg: Any) -> None:
 # ---------------------------------------------------------------- tokens
 
 
-def example_tokens(ex: PreferenceExample, tokenizer: Any) -> tuple[int, list[int]]:
-    """``(prompt tokens, [tokens of each answer])`` as the chat template renders them: the
-    prompt with the generation prompt, each answer the full conversation's tokens minus
-    the prompt's (so its end-of-turn tokens count as the answer's). CockpitError when the
-    template rejects the conversation."""
-    from cockpit.tokenize import _render, has_chat_template, prompt_token_ids
+def answer_token_ids(ex: PreferenceExample, tokenizer: Any) -> tuple[list[int], list[list[int]]]:
+    """``(prompt ids, [ids of each answer])`` as the chat template renders them: the prompt
+    with the generation prompt, each answer the full conversation's ids after the prompt's
+    (so its end-of-turn tokens belong to the answer). Without a template: the plain prompt
+    format, each answer's text and EOS. CockpitError when the template rejects the conversation."""
+    from cockpit.tokenize import _encode, _render, has_chat_template, prompt_token_ids
 
     prompt_ids = prompt_token_ids(tokenizer, ex.prompt)
     answers = []
     for text in ex.answers():
         if has_chat_template(tokenizer):
-            full = _render(tokenizer, [*ex.prompt, {"role": "assistant", "content": text}], gen_prompt=False)
-            answers.append(max(0, len(tokenizer(full, add_special_tokens=False)["input_ids"]) - len(prompt_ids)))
+            full = _encode(tokenizer, _render(tokenizer, [*ex.prompt, {"role": "assistant", "content": text}],
+                                              gen_prompt=False))
+            same = full[:len(prompt_ids)] == prompt_ids
+            answers.append(full[len(prompt_ids):] if same else _encode(tokenizer, text))
         else:  # the plain prompt format: the answer and EOS follow the prompt's text
-            eos = getattr(tokenizer, "eos_token_id", None) is not None
-            answers.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]) + eos)
-    return len(prompt_ids), answers
+            eos = getattr(tokenizer, "eos_token_id", None)
+            answers.append(_encode(tokenizer, text) + ([eos] if eos is not None else []))
+    return prompt_ids, answers
+
+
+def example_tokens(ex: PreferenceExample, tokenizer: Any) -> tuple[int, list[int]]:
+    """``(prompt tokens, [tokens of each answer])``: the lengths of :func:`answer_token_ids`."""
+    prompt_ids, answers = answer_token_ids(ex, tokenizer)
+    return len(prompt_ids), [len(a) for a in answers]
 
 
 # ---------------------------------------------------------------- for a run
@@ -289,18 +297,31 @@ def _probes(cfg: Any, train: list[PreferenceExample], evaluation: list[Preferenc
     return []
 
 
-def load_preference_data(cfg: Any, tokenizer: Any) -> PreferenceData:
-    """The run's train (and eval) datasets for its stage, checked as :func:`check_preference_records`
-    checks them; eval is ``cfg.eval_data``, else ``cfg.eval_split`` of the data held out by prompt."""
-    stage = _stage(cfg)
+def preference_splits(cfg: Any, stage: str | None = None) -> tuple[list[PreferenceExample], list[PreferenceExample]]:
+    """``(train, held out)`` examples of a run's config, checked for ``stage`` (default the
+    config's): eval is ``cfg.eval_data``, else ``cfg.eval_split`` of the data held out by prompt."""
+    stage = stage or _stage(cfg)
     options = DataOptions.from_config(cfg)
     train_source, eval_source = _sources(cfg)
     loaded = _checked("data", train_source, options, stage).examples
     if eval_source is not None:
-        train, evaluation = loaded, _checked("eval_data", eval_source, options.for_eval(), stage).examples
-    else:
-        kept, held = split_indices([ex.prompt_key() for ex in loaded], cfg.eval_split, cfg.seed)
-        train, evaluation = [loaded[i] for i in kept], [loaded[i] for i in held]
+        return loaded, _checked("eval_data", eval_source, options.for_eval(), stage).examples
+    kept, held = split_indices([ex.prompt_key() for ex in loaded], cfg.eval_split, cfg.seed)
+    return [loaded[i] for i in kept], [loaded[i] for i in held]
+
+
+def checked_pairs(spec: str, options: DataOptions | None = None, key: str = "--data") -> list[PreferenceExample]:
+    """Every example of ``spec`` as pairs (what preference evaluation scores); CockpitError otherwise."""
+    options = options or DataOptions()
+    source = resolve_source(str(spec), split=options.split, subset=options.subset)
+    return _checked(key, source, options, "dpo").examples
+
+
+def load_preference_data(cfg: Any, tokenizer: Any) -> PreferenceData:
+    """The run's train (and eval) datasets for its stage, checked as :func:`check_preference_records`
+    checks them; eval is ``cfg.eval_data``, else ``cfg.eval_split`` of the data held out by prompt."""
+    stage = _stage(cfg)
+    train, evaluation = preference_splits(cfg, stage)
     unpaired = stage not in PAIR_STAGES
     if unpaired:
         train, evaluation = to_unpaired(train), to_unpaired(evaluation)

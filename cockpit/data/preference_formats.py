@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cockpit.data.columns import apply_columns
-from cockpit.data.formats import _parse_messages, _parse_sharegpt
+from cockpit.data.formats import _parse_messages, _parse_sharegpt, label_value
 from cockpit.data.records import RecordError, clean_text, type_name
 
 PAIRED, UNPAIRED = "pairs", "unpaired"
@@ -92,15 +92,6 @@ class PreferenceExample:
         if self.kind == PAIRED:
             return [self.chosen or "", self.rejected or ""]
         return [self.completion or ""]
-
-
-def label_value(value: Any) -> bool | None:
-    """A KTO label as a bool: a JSON boolean, or ``true``/``false`` as text; None otherwise."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
 
 
 def is_preference_record(obj: Mapping) -> bool:

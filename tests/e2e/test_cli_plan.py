@@ -11,6 +11,7 @@ import pytest
 
 from cockpit.catalog import load_catalog
 from cockpit.cli import main
+from cockpit.memory import BREAKDOWN_KEYS
 
 GIB = 2**30
 OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -46,7 +47,8 @@ def test_plan_works_offline_for_every_catalog_model(capsys, model_id):
     data = plan_json(capsys, model_id, "--vram", "24")
     assert data["model"]["id"] == model_id
     assert data["total_bytes"] == sum(data["breakdown"].values())
-    assert set(data["breakdown"]) == {"weights", "trainable_states", "activations", "logits", "overhead"}
+    assert set(data["breakdown"]) == set(BREAKDOWN_KEYS)
+    assert data["breakdown"]["reference"] == 0  # sft keeps no reference model
     assert isinstance(data["fits"], bool) and data["reasons"]
     assert data["recommended_method"] in (None, "full", "lora", "int8", "qlora")
 

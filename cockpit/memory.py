@@ -82,7 +82,8 @@ log-probabilities come from a gradient-free forward pass before the policy's, wh
 activations are freed layer by layer (below the policy's peak, not counted). What the
 reference holds: ``full`` a second fp32 copy of the weights (TRL loads it in the policy's
 dtype); a new adapter, nothing (the same weights with the adapters off); a continued
-adapter, a frozen fp32 copy of it. TRL's fused output layer (``trl.kernels.chunked_logprob``)
+adapter, a frozen fp32 copy of it. TRL switches dropout off in both (its
+``disable_dropout``, on by default), so ``lora_dropout`` saves nothing. TRL's fused output layer (``trl.kernels.chunked_logprob``)
 scores the positions in tiles of at most 4096 rows x 32768 vocabulary columns: on a GPU one
 tile in the compute dtype (Triton folds it in place); on a CPU its torch fallback makes the
 backward pass's tile and eight fp32 temporaries of the tile's size alive at once (counted in
@@ -263,6 +264,7 @@ def estimate_memory(
     pairs = batch
     if stage != "sft":
         learned_loss = True
+        lora_dropout = 0.0  # TRL's preference trainers switch dropout off (disable_dropout=True)
         if stage in PAIRED_STAGES:
             batch = 2 * batch
     targets = tuple(ALL_LINEAR if targets is None else targets)

@@ -126,6 +126,9 @@ def stage_arguments(cfg: Any) -> dict[str, Any]:
         # load_model already did what grad_ckpt asks (TRL turns checkpointing on by default)
         "gradient_checkpointing": False,
         "dataset_num_proc": None,
+        # TRL's default, said aloud: dropout off in policy and reference, so their log-probabilities
+        # of the same answer differ only by training (lora_dropout does not apply to these stages)
+        "disable_dropout": True,
     }
 
 

@@ -131,6 +131,16 @@ def test_calibrate_one_tiny_case_end_to_end(tiny_model_dir):
     assert abs(row["error"]) < 0.2  # ~110 MiB measured: a few MiB of noise is a few percent
 
 
+def test_calibrate_measures_a_dpo_step_against_the_estimate(tiny_model_dir):
+    """Real steps of TRL's DPOTrainer (its fused output layer dominates a tiny model's peak)."""
+    out = cli("calibrate", "--model", str(tiny_model_dir), "--stage", "dpo", "--batch-size", "2",
+              "--seq-len", "128", "--steps", "2", "--json", timeout=300)
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)
+    assert row["case"]["stage"] == "dpo" and row["measured_bytes"] > 0
+    assert abs(row["error"]) < 0.2, row
+
+
 def test_calibrate_refuses_bad_cases():
     out = cli("calibrate", "--steps", "1")
     assert out.returncode == 1 and "at least 2" in out.stderr
@@ -139,8 +149,8 @@ def test_calibrate_refuses_bad_cases():
 @pytest.mark.slow
 def test_calibration_table_is_within_15_percent():
     """The tables of docs/calibration.md (~15 minutes on 2 cores: bundled-model full fine-tuning)."""
-    from cockpit.calibrate import HELDOUT_CASES, STANDARD_CASES, run_case
+    from cockpit.calibrate import HELDOUT_CASES, PREFERENCE_CASES, STANDARD_CASES, run_case
 
-    results = [run_case(case) for case in STANDARD_CASES + HELDOUT_CASES]
+    results = [run_case(case) for case in STANDARD_CASES + HELDOUT_CASES + PREFERENCE_CASES]
     misses = [f"{r.case.label()}: {r.error:+.1%}" for r in results if abs(r.error) > 0.15]
     assert not misses, misses

@@ -286,6 +286,7 @@ def cmd_demo_dpo(args) -> int:
 
     console = Console()
     t0 = time.time()
+    overrides = parse_overrides(args.overrides)
     console.print("[bold]llm-cockpit demo --stage dpo[/]: does preference tuning make the model prefer the right "
                   "answer?\n1. supervised tuning on the demo language (or --from RUN)  2. DPO from its result on "
                   "pairs of a correct and a plausible wrong answer\n3. on held-out pairs: how often the base, "
@@ -296,10 +297,10 @@ def cmd_demo_dpo(args) -> int:
         console.print(f"supervised run: {sft_dir}")
     else:
         console.print(f"[bold]1. supervised tuning[/] (the cpu-demo preset, {DPO_DEMO_SFT_EPOCHS} epochs)")
-        sft_dir = _train_demo_run(build_config("cpu-demo", None, {"epochs": DPO_DEMO_SFT_EPOCHS}), console)
+        where = {k: v for k, v in overrides.items() if k == "output_dir"}  # both runs in one place
+        sft_dir = _train_demo_run(build_config("cpu-demo", None, {"epochs": DPO_DEMO_SFT_EPOCHS} | where), console)
     t_sft = time.time() - t0
-    overrides = {"model": str(sft_dir)} | parse_overrides(args.overrides)
-    cfg = build_config("cpu-demo-dpo", None, overrides)
+    cfg = build_config("cpu-demo-dpo", None, {"model": str(sft_dir)} | overrides)
     console.print(f"\n[bold]2. DPO[/] from {sft_dir.name} on {cfg.data} (beta {cfg.beta}, lr {cfg.lr:g})")
     dpo_dir = _train_demo_run(cfg, console)
     t_dpo = time.time() - t0 - t_sft

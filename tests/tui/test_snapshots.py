@@ -112,6 +112,16 @@ def test_dashboard_samples_of_the_cpu_recording(snap_compare, at_repo, size):
     assert snap_compare(app, terminal_size=size, press=["2"], run_before=waiting(lambda a: a.screen.state.is_final))
 
 
+DPO_RUNS = "tests/tui/fixtures/dpo-runs"  # a real DPO run on the bundled model, after a 2-epoch SFT run
+DPO_RUN = "2026-12-03_10-35-54-cpu-dpo"
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_of_a_dpo_run_charts_reward_margin_and_accuracy(snap_compare, at_repo, size):
+    app = make_app("dashboard", output_dir=DPO_RUNS, run_dir=f"{DPO_RUNS}/{DPO_RUN}")
+    assert snap_compare(app, terminal_size=size, run_before=waiting(lambda a: a.screen.state.is_final))
+
+
 def test_dashboard_warnings(snap_compare, at_repo):
     app = make_app("dashboard", output_dir=RUNS, run_dir=f"{RUNS}/{GPU_RUN}")
     assert snap_compare(app, press=["3"], run_before=waiting(lambda a: a.screen.state.is_final))

@@ -95,12 +95,12 @@ class PreferenceExample:
 
 
 def is_preference_record(obj: Mapping) -> bool:
-    """Chosen and rejected, or a boolean (or ``true``/``false``) label beside
+    """Chosen or rejected (both, for a valid pair), or a boolean (or ``true``/``false``) label beside
     prompt/completion, messages or conversations."""
     if not isinstance(obj, Mapping):
         return False
-    if obj.get("chosen") is not None and obj.get("rejected") is not None:
-        return True
+    if obj.get("chosen") is not None or obj.get("rejected") is not None:
+        return True  # half a pair is a broken preference record, not supervised data
     if label_value(obj.get("label")) is None:
         return False
     return any(obj.get(k) is not None for k in ("prompt", "completion", "messages", "conversations"))

@@ -60,7 +60,7 @@ class ModelSpec:
     variant_of: str | None = None
     aliases: tuple[str, ...] = ()
     gated: bool = False
-    source: str = "catalog"  # catalog | config | gguf
+    source: str = "catalog"  # catalog | config | gguf | run (a finished run's result)
 
     @property
     def head_dim(self) -> int:
@@ -225,6 +225,8 @@ def resolve_spec(model: str, *, network: bool = True, timeout: float = HUB_TIMEO
     if spec is not None:
         return spec
     path = Path(name).expanduser()
+    if path.is_dir() and (path / "config_used.yaml").is_file() and not (path / "config.json").is_file():
+        return _run_spec(path, network=network, timeout=timeout)
     if path.is_dir():
         if (path / "config.json").is_file():
             return spec_from_config(read_model_config(path / "config.json"), str(path))
@@ -240,6 +242,20 @@ def resolve_spec(model: str, *, network: bool = True, timeout: float = HUB_TIMEO
         raise CockpitError(f"model {name!r} is not in the catalog, not a local path and not a hub id",
                            "give a catalog name (llm-cockpit plan --list), a model directory, a .gguf file or owner/name")
     return spec_from_config(_hub_config(name, network=network, timeout=timeout), name)
+
+
+def _run_spec(run_dir: Path, *, network: bool, timeout: float) -> ModelSpec:
+    """A finished run of ours (``model=RUN``, ``cockpit.chaining``): the architecture of the
+    model it trained, which its result keeps (an adapter adds no shape the estimate needs)."""
+    import dataclasses
+
+    from cockpit.run_config import load_run_config
+
+    base = load_run_config(run_dir).model
+    if Path(base).expanduser().resolve() == run_dir.resolve():
+        raise CockpitError(f"run {run_dir.name} names itself as its model", "train it again from a model")
+    spec = resolve_spec(base, network=network, timeout=timeout)
+    return dataclasses.replace(spec, id=str(run_dir), aliases=(), source="run")
 
 
 def read_model_config(path: Path) -> dict[str, Any]:

@@ -124,8 +124,12 @@ class DataScreen(WizardStep[DataChoice]):
         self.query_one("#data-hist", Histogram).show(view.lengths, limit=self.max_length)
         self.query_one("#data-examples", Static).update(marked_text(view.examples))
         self.set_ready(report.ok)
-        self.set_status(f"{report.usable} examples, ready. Next: review the settings." if report.ok else
-                        "This file has problems (listed above): fix them first.", error=not report.ok)
+        stage = getattr(report, "stage", None)  # preference data: trained by DPO or KTO
+        ready = (f"{report.usable} {'pairs' if stage == 'dpo' else 'answers'}: preference data, trained with "
+                 f"stage={stage}. Next: review the settings." if stage else
+                 f"{report.usable} examples, ready. Next: review the settings.")
+        self.set_status(ready if report.ok else "This file has problems (listed above): fix them first.",
+                        error=not report.ok)
 
     @on(Button.Pressed, "#data-demo")
     def _demo(self) -> None:
@@ -157,12 +161,18 @@ class DataScreen(WizardStep[DataChoice]):
         if problem:
             self.set_status(f"eval data: {problem} (leave it empty to hold out 10%)", error=True)
             return None
+        stage = getattr(self.view.report, "stage", "sft")
+        if evaluation and stage != "sft" and not self.engine.is_preference(evaluation):
+            self.set_status(f"eval data: {evaluation} holds no preference pairs, and stage={stage} evaluates on "
+                            "pairs (leave it empty to hold out 10%)", error=True)
+            return None
         stats = self.view.report.token_stats or {}
         mean = stats.get("mean")
         if self.view.report.format == "text":
             mean = min(mean or self.max_length, self.max_length)  # packed rows of max_length
         return DataChoice(data=self.query_one("#data-path", Input).value.strip(), eval_data=evaluation,
-                          examples=self.view.train_rows, mean_tokens=mean)
+                          examples=self.view.train_rows, mean_tokens=mean,
+                          stage=stage)
 
 
 def marked_text(examples: list[dict]) -> Text:

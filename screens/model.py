@@ -10,6 +10,8 @@ needs to read, so it is the part that never scrolls away.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
@@ -17,6 +19,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, OptionList, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
+from cockpit.chaining import is_run_dir
 from cockpit.config import BUNDLED_MODEL
 from cockpit.errors import CockpitError
 from screens.step import WizardStep
@@ -37,6 +40,15 @@ def model_label(spec, bundled: bool) -> Text:
     text.append(f"{spec.params / 1e9:5.2f}B ")
     text.append(f"{spec.kind:<13} ", "italic" if spec.kind != "base" else "")
     text.append(f"{2 * spec.params / GB:5.1f} GB")
+    return text
+
+
+def run_label(run) -> Text:
+    """A finished run as a starting point (``model=RUN``): its name, method and base."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append("↳ ", "bold")
+    text.append(f"run {run.name:<32} ", "bold")
+    text.append(f"{run.method} on {str(run.model).rsplit('/', 1)[-1]}", "italic")
     return text
 
 
@@ -82,6 +94,9 @@ class ModelScreen(WizardStep[ModelChoice]):
         for spec in specs:
             options.add_option(Option(model_label(spec, spec.id == BUNDLED_MODEL), id=spec.id))
         ids = [s.id for s in specs]
+        for run in self.engine.finished_runs():
+            options.add_option(Option(run_label(run), id=str(run.path)))
+            ids.append(str(run.path))
         if self.choice.model in ids:
             options.highlighted = ids.index(self.choice.model)
         else:
@@ -121,6 +136,9 @@ class ModelScreen(WizardStep[ModelChoice]):
 
     def _advise(self) -> None:
         advice_box = self.query_one("#model-advice", Static)
+        if is_run_dir(self.model):
+            self._advise_run()
+            return
         try:
             self.engine.spec(self.model)
             advice = self.engine.model_advice(self.model, self.task)
@@ -140,6 +158,24 @@ class ModelScreen(WizardStep[ModelChoice]):
         advice_box.update(text)
         self.set_ready(True)
         self.set_status(f"Next: how to train {self.model.rsplit('/', 1)[-1]}.")
+
+    def _advise_run(self) -> None:
+        try:
+            self.engine.spec(self.model)
+            lines = self.engine.run_advice(self.model)
+        except CockpitError as exc:
+            self.query_one("#model-advice", Static).update(Text(exc.one_line(), style="bold"))
+            self.set_status("This run cannot be started from.", error=True)
+            self.set_ready(False)
+            return
+        text = Text()
+        text.append("➜ Continue from a finished run.\n", "bold")
+        for line in lines:
+            text.append(f"• {line}\n")
+        text.rstrip()
+        self.query_one("#model-advice", Static).update(text)
+        self.set_ready(True)
+        self.set_status(f"Next: how to train on top of run {Path(self.model).name}.")
 
     def result(self) -> ModelChoice | None:
         try:

@@ -43,7 +43,15 @@ def estimate_text(cfg: TrainConfig, est: RunEstimate) -> Text:
 def rules_of_thumb(cfg: TrainConfig, params: int | None) -> Text:
     """The usual ranges for this model's size, with a mark where the config leaves them."""
     text = Text()
-    if params:
+    if cfg.is_preference:
+        # preference tuning moves a trained model a little: far lower rates than SFT
+        low, high = (5e-5, 2e-4) if cfg.uses_lora else (1e-7, 1e-6)
+        text.append("✔ " if low <= cfg.lr <= high else "! ", "bold")
+        text.append(f"learning rate {cfg.lr:g}: {cfg.stage.upper()} usually takes {low:g}..{high:g} with "
+                    f"{'LoRA' if cfg.uses_lora else 'every weight trained (the paper: 5e-7)'}\n")
+        text.append("✔ " if 0.01 <= cfg.beta <= 0.5 else "! ", "bold")
+        text.append(f"beta {cfg.beta:g}: how far the model may move from its reference (0.1 is usual)\n")
+    elif params:
         low, high = (5e-4, 1e-3) if params < 1e9 else (1e-4, 5e-4) if params <= 7.5e9 else (5e-5, 2e-4)
         inside = low <= cfg.lr <= high or (cfg.uses_lora and cfg.lr == 2e-4)
         text.append("✔ " if inside else "! ", "bold")

@@ -64,6 +64,10 @@ class MethodChoice:
     """Set when the advisor's way to fit is a smaller model than the one picked."""
 
 
+PREFERENCE_PRESET = "cpu-demo-dpo"
+PREFERENCE_KEYS = ("lr", "epochs", "warmup_ratio", "beta", "save_steps", "eval_steps", "sample_every")
+
+
 @dataclass
 class DataChoice:
     """The Data step's answer: the training file and the held-out file (if any)."""
@@ -72,6 +76,8 @@ class DataChoice:
     eval_data: str | None = DEMO_EVAL
     examples: int = 0
     mean_tokens: float | None = None
+    stage: str = "sft"
+    """dpo or kto when the data holds preference pairs or labelled answers."""
 
 
 @dataclass
@@ -112,7 +118,7 @@ class DataView:
 
     @property
     def examples(self) -> list[dict]:
-        return self.report.marked
+        return getattr(self.report, "marked", [])  # a preference report shows its pairs in its lines
 
     @property
     def train_rows(self) -> int:
@@ -199,6 +205,30 @@ class WizardEngine:
         order = {"base": 0, "instruct": 1, "code": 2, "code-instruct": 3}
         return sorted(load_catalog().values(), key=lambda s: (s.params, order.get(s.kind, 9), s.id))
 
+    def finished_runs(self) -> list[Any]:
+        """Runs with a saved result a new run can start from (``model=RUN``), newest first
+        (``cockpit.rundir.RunInfo``)."""
+        from cockpit.chaining import is_run_dir
+        from cockpit.runs_registry import list_all_runs
+
+        runs = [info for info in list_all_runs(self.explicit_root) if info.state == "finished"
+                and is_run_dir(info.path) and (info.path / "model").is_dir()]
+        return runs[::-1]
+
+    def run_advice(self, run_dir: str) -> list[str]:
+        """What starting from a finished run means (the model step's advice for a run)."""
+        from cockpit.run_config import load_run_config
+
+        cfg = load_run_config(Path(run_dir))
+        kind = "its adapter merged into its base" if cfg.uses_lora else "its trained weights"
+        lines = [f"Starts from run {Path(run_dir).name}'s result ({cfg.stage}, {cfg.method} on "
+                 f"{cfg.model.rsplit('/', 1)[-1]}): {kind}; from_run=continue keeps training its adapter instead."]
+        if cfg.stage == "sft":
+            lines.append("After supervised tuning the usual next step is preference tuning on pairs of a better "
+                         f"and a worse answer: llm-cockpit train stage=dpo model={Path(run_dir).name} data=PAIRS "
+                         "(the wizard trains supervised stages only, for now).")
+        return lines
+
     def spec(self, model: str) -> Any:
         from cockpit.catalog import resolve_spec
 
@@ -229,11 +259,23 @@ class WizardEngine:
     def data_view(self, path: str, model: str, max_length: int, preview: int = 2) -> DataView:
         """Validate and measure a data source (a file, directory, glob or hf:ORG/NAME) with the
         model's tokenizer, in one streaming pass (slow: call from a worker)."""
+        from cockpit.data.preference import is_preference_source
         from cockpit.data.report import build_report
 
         tokenizer, note = self._tokenizer(model)
         source = shown_path(resolve_data_path(path) or path)  # what the run will read (cockpit.run_config)
+        if is_preference_source(source):
+            from cockpit.data.preference_report import build_preference_report
+
+            return DataView(report=build_preference_report(source, tokenizer, max_length, show=preview),
+                            tokenizer_note=note)
         return DataView(report=build_report(source, tokenizer, max_length, show=preview), tokenizer_note=note)
+
+    def is_preference(self, spec: str) -> bool:
+        """Whether a data source holds preference pairs or labelled answers (DPO/KTO data)."""
+        from cockpit.data.preference import is_preference_source
+
+        return is_preference_source(shown_path(resolve_data_path(spec) or spec))
 
     def source_problem(self, spec: str) -> str | None:
         """Why ``spec`` names no data source (missing file, empty directory, bad hub id), or None."""
@@ -288,7 +330,10 @@ class WizardEngine:
         values.update(model=model.model, method=method.method, batch_size=method.batch_size,
                       grad_accum=method.grad_accum, max_length=method.max_length, lora_r=method.lora_r,
                       lora_alpha=2 * method.lora_r, grad_ckpt=method.grad_ckpt, data=data.data,
-                      eval_data=data.eval_data)
+                      eval_data=data.eval_data, stage=data.stage)
+        if data.stage != "sft":  # the preference preset's schedule: a low lr, one epoch, beta
+            preset = build_config(PREFERENCE_PRESET).to_dict()
+            values.update({k: preset[k] for k in PREFERENCE_KEYS})
         if self.hardware().gpus:
             values["precision"] = "bf16" if self.hardware().gpus[0].bf16 else "fp16"
         values.update(overrides or {})
@@ -307,6 +352,8 @@ class WizardEngine:
         else:
             steps = max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum)) if per_epoch else 0
         tokens = int(steps * cfg.batch_size * cfg.grad_accum * (mean_tokens or 0))
+        if cfg.stage in ("dpo", "orpo"):
+            tokens *= 2  # a pair is two sequences (mean_tokens counts one)
         try:
             params = self.spec(cfg.model).params
         except CockpitError:

@@ -47,10 +47,22 @@ class PreferenceReport:
     too_long: list = field(default_factory=list)
     """Examples whose prompt and longest answer exceed max_length (cut from the end)."""
     shown: list[dict[str, Any]] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    """Tokens of every sequence (prompt + one answer), for a histogram."""
 
     @property
     def ok(self) -> bool:
         return not self.problem_count and self.examples > 0
+
+    @property
+    def usable(self) -> int:
+        """What a run trains on: the pairs or labelled answers (as the supervised report's usable)."""
+        return self.examples
+
+    @property
+    def stage(self) -> str:
+        """The stage that trains this data: dpo for pairs only, kto once labelled answers are in it."""
+        return "dpo" if self.format == PAIRED else "kto"
 
     @property
     def learned_share(self) -> float | None:
@@ -200,6 +212,7 @@ def build_preference_report(spec: str, tokenizer: Any = None, max_length: int = 
             answer_total += sum(answers)
             if prompt_n + max(answers) > max_length:
                 report.too_long.append(_label(ex, multi))
+        report.lengths = lengths
         if lengths:
             ordered = sorted(lengths)
             report.token_stats = {"min": float(ordered[0]), "mean": sum(ordered) / len(ordered),

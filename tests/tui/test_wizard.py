@@ -17,7 +17,7 @@ from screens.model import ModelScreen
 from screens.review import ReviewScreen
 from screens.start import StartScreen
 from screens.welcome import WelcomeScreen
-from screens.wizard_engine import MethodChoice
+from screens.wizard_engine import MethodChoice, ModelChoice
 from tests.tui.conftest import expected_config, gpu_profile, make_app, make_engine, run_async, wait_for
 
 
@@ -305,5 +305,59 @@ def test_data_step_takes_a_directory_of_alpaca_json(tmp_path, at_repo):
             assert screen.result() is None and "does not exist" in text_of(screen, "#step-status")
             screen.query_one("#data-eval", Input).value = str(corpus / "test.json")
             assert screen.result().examples == 6
+
+    run_async(go())
+
+
+def test_data_step_takes_preference_pairs_as_dpo_data(tmp_path, at_repo):
+    engine = make_engine(tmp_path / "runs")
+    app = make_app("runs", output_dir=tmp_path / "runs")
+    screen = DataScreen(engine, BUNDLED_MODEL, 256)
+
+    async def go():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.push_screen(screen)
+            await wait_for(pilot, lambda: screen.view is not None, timeout=60, what="the demo report")
+            await enter_data(pilot, screen, Path("data/dsl_pref_train.jsonl"), lambda: screen.view is not None
+                             and "dsl_pref_train" in screen.view.report.path, "the pairs' report")
+            assert "72 pairs" in text_of(screen, "#data-report")
+            assert "stage=dpo" in text_of(screen, "#step-status") and next_enabled(screen)
+            screen.query_one("#data-eval", Input).value = "data/dsl_eval.jsonl"  # supervised: no pairs
+            assert screen.result() is None and "no preference pairs" in text_of(screen, "#step-status")
+            screen.query_one("#data-eval", Input).value = "data/dsl_pref_eval.jsonl"
+            choice = screen.result()
+            assert choice.stage == "dpo" and choice.examples == 72
+            cfg = engine.build_config(ModelChoice(), MethodChoice(), choice)
+            assert cfg.stage == "dpo" and cfg.lr == 2e-4 and cfg.beta == 0.1  # the preference preset's schedule
+
+    run_async(go())
+
+
+def test_model_step_offers_to_continue_from_a_finished_run(tmp_path, tiny_model_dir):
+    from cockpit.config import config_from_dict, config_to_yaml
+    from cockpit.rundir import CONFIG_FILE, write_status
+
+    runs = tmp_path / "runs"
+    run = runs / "2026-12-03_09-00-00"
+    (run / "model").mkdir(parents=True)
+    cfg = config_from_dict({"model": str(tiny_model_dir), "output_dir": str(runs)})
+    (run / CONFIG_FILE).write_text(config_to_yaml(cfg), encoding="utf-8")
+    write_status(run, state="finished", pid=0, step=4, total_steps=4, model=str(tiny_model_dir), method="lora")
+    engine = make_engine(runs)
+    app = make_app("runs", output_dir=runs)
+    screen = ModelScreen(engine)
+
+    async def go():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.push_screen(screen)
+            await pilot.pause()
+            options = screen.query_one(OptionList)
+            assert options.option_count == len(engine.models()) + 1
+            options.highlighted = options.option_count - 1
+            await pilot.pause()
+            assert "Continue from a finished run" in text_of(screen, "#model-advice")
+            assert "stage=dpo" in text_of(screen, "#model-advice") and next_enabled(screen)
+            assert screen.result().model == str(run)
+            assert engine.spec(str(run)).layers == engine.spec(str(tiny_model_dir)).layers
 
     run_async(go())

@@ -224,9 +224,8 @@ class WizardEngine:
         lines = [f"Starts from run {Path(run_dir).name}'s result ({cfg.stage}, {cfg.method} on "
                  f"{cfg.model.rsplit('/', 1)[-1]}): {kind}; from_run=continue keeps training its adapter instead."]
         if cfg.stage == "sft":
-            lines.append("After supervised tuning the usual next step is preference tuning on pairs of a better "
-                         f"and a worse answer: llm-cockpit train stage=dpo model={Path(run_dir).name} data=PAIRS "
-                         "(the wizard trains supervised stages only, for now).")
+            lines.append("After supervised tuning the usual next step is preference tuning: give a file of pairs "
+                         "of a better and a worse answer on the data step, and the run becomes stage=dpo.")
         return lines
 
     def spec(self, model: str) -> Any:

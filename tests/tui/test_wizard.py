@@ -357,6 +357,7 @@ def test_model_step_offers_to_continue_from_a_finished_run(tmp_path, tiny_model_
             await pilot.pause()
             assert "Continue from a finished run" in text_of(screen, "#model-advice")
             assert "stage=dpo" in text_of(screen, "#model-advice") and next_enabled(screen)
+            assert "from_run=continue" in text_of(screen, "#model-advice")
             assert screen.result().model == str(run)
             assert engine.spec(str(run)).layers == engine.spec(str(tiny_model_dir)).layers
 

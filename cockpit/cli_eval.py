@@ -282,6 +282,7 @@ def cmd_demo_dpo(args) -> int:
     from cockpit.config import build_config, parse_overrides
     from cockpit.evaluation import load_inference_model
     from cockpit.preference_eval import evaluate_preference_run, held_out_pairs, score_pairs
+    from cockpit.run_config import load_run_config
     from cockpit.runs_registry import find_run
 
     console = Console()
@@ -307,7 +308,7 @@ def cmd_demo_dpo(args) -> int:
     console.print("\n[bold]3. scoring[/] the held-out pairs...")
     result = evaluate_preference_run(dpo_dir, baseline=True, progress=_progress)
     base_spec = build_config("cpu-demo").model
-    pairs, _ = held_out_pairs(cfg_of(dpo_dir), None)
+    pairs, _ = held_out_pairs(load_run_config(dpo_dir), None)
     model, tok = load_inference_model(base_spec)
     base = score_pairs(model, tok, pairs, cfg.max_length, f"{base_spec} (base)", _progress)
     del model
@@ -319,8 +320,3 @@ def cmd_demo_dpo(args) -> int:
                   f"results in {dpo_dir / 'eval.json'}")
     return 0
 
-
-def cfg_of(run_dir: Path):
-    from cockpit.run_config import load_run_config
-
-    return load_run_config(run_dir)

@@ -32,7 +32,7 @@ from typing import Any
 
 from cockpit.data.columns import apply_columns
 from cockpit.data.formats import _parse_messages, _parse_sharegpt, label_value
-from cockpit.data.records import RecordError, clean_text, type_name
+from cockpit.data.records import RecordError, clean_text, last_user_content, record_place, type_name
 
 PAIRED, UNPAIRED = "pairs", "unpaired"
 FORMS = ("trl-standard", "trl-conversational", "trl-implicit", "sharegpt",
@@ -69,19 +69,12 @@ class PreferenceExample:
 
     def prompt_text(self) -> str:
         """The last user message (what a probe prompt asks)."""
-        for msg in reversed(self.prompt):
-            if msg["role"] == "user":
-                return msg["content"]
-        return ""
+        return last_user_content(self.prompt)
 
     @property
     def where(self) -> str:
         """``file:12`` or ``data.parquet:row 12``, as problems say it."""
-        if self.line is not None:
-            return f"{self.path}:{self.line}"
-        if self.row is not None:
-            return f"{self.path}:row {self.row}"
-        return self.path
+        return record_place(self.path, self.line, self.row)
 
     def prompt_key(self) -> tuple:
         """The prompt's identity: what the split keeps on one side."""

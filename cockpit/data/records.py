@@ -19,6 +19,23 @@ _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 _BLANK_RUN = re.compile(r"\n{4,}")  # 3+ blank lines = 4+ newlines in a row
 
 
+def last_user_content(messages) -> str:
+    """The content of the last user message of ``[{"role", "content"}, ...]`` ("" when none)."""
+    for msg in reversed(messages):
+        if msg["role"] == "user":
+            return msg["content"]
+    return ""
+
+
+def record_place(path: str, line: int | None, row: int | None) -> str:
+    """``file:12``, ``data.parquet:row 12``, or the path alone: where a record is, as problems say it."""
+    if line is not None:
+        return f"{path}:{line}"
+    if row is not None:
+        return f"{path}:row {row}"
+    return path
+
+
 @dataclass
 class Example:
     """One training example.
@@ -51,10 +68,7 @@ class Example:
     @property
     def prompt(self) -> str:
         """The content of the last user message ("" for plain text)."""
-        for msg in reversed(self.messages):
-            if msg["role"] == "user":
-                return msg["content"]
-        return ""
+        return last_user_content(self.messages)
 
     @property
     def completion(self) -> str:
@@ -153,11 +167,7 @@ class Problem:
 
     @property
     def where(self) -> str:
-        if self.line is not None:
-            return f"{self.path}:{self.line}"
-        if self.row is not None:
-            return f"{self.path}:row {self.row}"
-        return self.path
+        return record_place(self.path, self.line, self.row)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"

@@ -25,7 +25,7 @@ import yaml
 
 from cockpit.errors import CockpitError
 from cockpit.paths import PRESETS_DIR
-from cockpit.runs_registry import DEFAULT_RUNS_ROOT
+from cockpit.run.registry import DEFAULT_RUNS_ROOT
 
 METHODS = ("full", "lora", "int8", "qlora")
 STAGES = ("sft", "dpo", "orpo", "kto")
@@ -446,12 +446,12 @@ def validate(cfg: TrainConfig) -> None:
     _check(bool(cfg.data.strip()), "data", cfg.data, "a data file, a directory or glob of them, or hf:ORG/NAME")
     from cockpit.data.formats import DATA_FORMATS
 
-    from cockpit.speedups import ATTENTIONS, KERNELS, PACKING
+    from cockpit.training.speedups import ATTENTIONS, KERNELS, PACKING
 
     _check(cfg.packing in PACKING, "packing", cfg.packing, " | ".join(PACKING))
     _check(cfg.kernels in KERNELS, "kernels", cfg.kernels, " | ".join(KERNELS))
     _check(cfg.attn in ATTENTIONS, "attn", cfg.attn, " | ".join(ATTENTIONS))
-    from cockpit.trackers import TRACKERS, unknown_trackers
+    from cockpit.training.trackers import TRACKERS, unknown_trackers
 
     _check(not unknown_trackers(cfg.report_to), "report_to", cfg.report_to,
            " | ".join(TRACKERS) + " (several comma-separated), or none")

@@ -3,7 +3,7 @@
 ``config_used.yaml`` is what the trainer, ``resume``, ``eval`` and ``export`` read, often
 from another directory than the one ``train`` was typed in (an SSH reconnect lands in
 ``~``). So :func:`finalize_config`, called once where a run is created
-(:func:`cockpit.launch.prepare_run`), stores every path resolved:
+(:func:`cockpit.run.launch.prepare_run`), stores every path resolved:
 
 * ``data`` and ``eval_data`` absolute; a value starting with ``hf:`` (a hub dataset id) is
   left as it is, and a glob stays a glob (made absolute as text). A relative path that does
@@ -12,8 +12,8 @@ from another directory than the one ``train`` was typed in (an SSH reconnect lan
 * ``output_dir`` absolute;
 * ``model`` as given, except that a local directory or .gguf file becomes absolute (a hub
   id stays a hub id, the bundled model's name stays its name), and ``model_path`` records
-  where it is on this machine (:func:`cockpit.models.locate_model`);
-* ``model=RUN`` (a run directory, its name, or ``latest``) as :mod:`cockpit.chaining`
+  where it is on this machine (:func:`cockpit.models.sources.locate_model`);
+* ``model=RUN`` (a run directory, its name, or ``latest``) as :mod:`cockpit.training.chaining`
   records it: ``parent_run`` the parent's absolute directory, ``model`` the parent
   (from_run=merge) or the parent's base (from_run=continue).
 
@@ -32,7 +32,7 @@ from pathlib import Path
 from cockpit.config import TrainConfig, load_config_file
 from cockpit.errors import CockpitError
 from cockpit.paths import DATA_DIR
-from cockpit.rundir import CONFIG_FILE
+from cockpit.run.rundir import CONFIG_FILE
 
 HF_DATASET_PREFIX = "hf:"
 _GLOB_CHARS = ("*", "?", "[")
@@ -77,7 +77,7 @@ def resolve_model_spec(spec: str, bases: Sequence[str | os.PathLike[str]] = ()) 
     """``model=`` as stored: a local directory or .gguf file (looked up in ``bases``, default
     the current directory) as an absolute path; anything else (a hub id, the bundled
     model's name, a path that does not exist, which the model check then reports) unchanged."""
-    from cockpit.models import is_bundled
+    from cockpit.models.sources import is_bundled
 
     spec = str(spec).strip()
     if is_bundled(spec):
@@ -96,8 +96,8 @@ def finalize_config(cfg: TrainConfig, cwd: str | os.PathLike[str] | None = None)
     """``cfg`` with every path resolved against ``cwd`` (default: the current directory), as
     ``config_used.yaml`` stores it (module docstring). ``model_path`` is always recomputed;
     a model that is not usable leaves it empty (the launch's model check reports it)."""
-    from cockpit.chaining import chain_fields
-    from cockpit.models import locate_model
+    from cockpit.training.chaining import chain_fields
+    from cockpit.models.sources import locate_model
 
     base = os.fspath(cwd) if cwd is not None else os.getcwd()
     chained = chain_fields(resolve_model_spec(cfg.model, [base]), cfg.from_run, cfg.parent_run)

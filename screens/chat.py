@@ -1,12 +1,12 @@
 """The chat screen: talk to a run's model, beside its base model and its GGUF.
 
-The engine is :class:`cockpit.chat.ChatSession`. Loading and answering run in thread
+The engine is :class:`cockpit.chat.session.ChatSession`. Loading and answering run in thread
 workers (torch never runs on the UI's thread); the workers hand text to the screen with
 ``call_from_thread``, at most every :data:`FLUSH_S` seconds per side, so a fast model
 streams without flooding the event loop. Side by side, the columns stand next to each
 other from 120 columns on and are stacked below that (80x24 shows two sides with four
 lines each, and the input). The input also takes the slash commands of ``chat --plain``
-(:mod:`cockpit.chat_commands`).
+(:mod:`cockpit.chat.commands`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class ChatScreen(Screen[None]):
     """A conversation with one model, or side by side with its base model and GGUF.
 
     ``target``: a run directory, a run name or a model spec (or a resolved
-    :class:`cockpit.chat.ChatTarget`); ``options``: :class:`cockpit.chat.ChatSession`'s
+    :class:`cockpit.chat.session.ChatTarget`); ``options``: :class:`cockpit.chat.session.ChatSession`'s
     keyword arguments (``side_by_side``, ``settings``, ``free_bytes``, ...) and ``save_path``.
     """
 
@@ -87,7 +87,7 @@ class ChatScreen(Screen[None]):
     # -- the engine, in workers ------------------------------------------------------
     @work(thread=True, exclusive=True, group="chat")
     def _load(self) -> None:
-        from cockpit.chat import ChatSession
+        from cockpit.chat.session import ChatSession
         from cockpit.errors import CockpitError
 
         try:
@@ -246,7 +246,7 @@ class ChatScreen(Screen[None]):
                 self.notify("Still answering; escape stops the answer.", severity="warning")
             return
         event.input.value = ""
-        from cockpit.chat_commands import is_command, run_command
+        from cockpit.chat.commands import is_command, run_command
 
         if is_command(line):
             result = run_command(self.session, line)
@@ -298,7 +298,7 @@ class ChatScreen(Screen[None]):
         if self.session is None or self.state != "ready":
             self.notify("Nothing to save yet.", severity="warning")
             return
-        from cockpit.chat_commands import run_command
+        from cockpit.chat.commands import run_command
 
         result = run_command(self.session, "/save")
         self.notify(result.message, title="Save", severity="error" if result.error else "information")

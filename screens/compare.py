@@ -1,5 +1,5 @@
 """The compare screen: two or more runs' loss curves overlaid, their final numbers, the
-settings in which they differ (:func:`cockpit.compare.compare_runs`)."""
+settings in which they differ (:func:`cockpit.evaluation.compare.compare_runs`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from cockpit.compare import HIGHER, LOWER, Comparison, compare_runs, letter_for
+from cockpit.evaluation.compare import HIGHER, LOWER, Comparison, compare_runs, letter_for
 from cockpit.errors import CockpitError
 from widgets.chart import LineChart
 

@@ -18,9 +18,9 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from cockpit.follow import RunState, fmt_duration, fmt_num, summary_line
-from cockpit.rundir import ACTIVE_STATES
-from cockpit.stages import stage_charts
+from cockpit.run.follow import RunState, fmt_duration, fmt_num, summary_line
+from cockpit.run.rundir import ACTIVE_STATES
+from cockpit.training.stages import stage_charts
 from screens import services
 from screens.confirm import ConfirmScreen
 from screens.help import HelpScreen
@@ -121,7 +121,7 @@ class DashboardScreen(Screen[None]):
 
     def _show_stage_charts(self, state: RunState) -> None:
         """Learning rate and speed, or for a preference stage its own charts in their places
-        (reward margin and accuracy: ``cockpit.stages.stage_charts``)."""
+        (reward margin and accuracy: ``cockpit.training.stages.stage_charts``)."""
         charts = stage_charts(state.stage) or (("learning rate", (("", "lr"),)), ("tokens/s", (("", "tokens_per_s"),)))
         for chart_id, (title, lines) in zip(("#chart-lr", "#chart-speed"), charts):
             chart = self.query_one(chart_id, LineChart)

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
 from cockpit.errors import CockpitError
-from cockpit.follow import fmt_bytes
+from cockpit.run.follow import fmt_bytes
 from screens.step import WizardStep
 from screens.wizard_engine import MethodChoice, PlanView
 from widgets.meters import MemoryBar, Segment

@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, OptionList, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
-from cockpit.chaining import is_run_dir
+from cockpit.training.chaining import is_run_dir
 from cockpit.config import BUNDLED_MODEL
 from cockpit.errors import CockpitError
 from screens.step import WizardStep

@@ -17,7 +17,7 @@ import questionary
 
 from cockpit.config import BUNDLED_MODEL, config_to_yaml, parse_overrides
 from cockpit.errors import CockpitError
-from cockpit.follow import fmt_age, fmt_bytes
+from cockpit.run.follow import fmt_age, fmt_bytes
 from screens.review import estimate_text, rules_of_thumb
 from screens.services import list_runs
 from screens.wizard_engine import TASK_LABELS, DataChoice, MethodChoice, ModelChoice, WizardEngine, demo_data
@@ -178,7 +178,7 @@ def _positive(text: str) -> bool | str:
 
 def run_plain_wizard(output_dir: str | Path | None = None) -> int:
     """The ``wizard --plain`` command: ask, start, and offer to follow the run here."""
-    from cockpit.cli_tui import attach_plain
+    from cockpit.cli.tui import attach_plain
 
     wizard = PlainWizard(WizardEngine(output_dir))
     try:

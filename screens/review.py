@@ -13,7 +13,7 @@ from textual.widgets import Input, Static
 
 from cockpit.config import TrainConfig, config_to_yaml, field_docs, parse_overrides
 from cockpit.errors import CockpitError
-from cockpit.follow import fmt_duration
+from cockpit.run.follow import fmt_duration
 from screens.step import WizardStep
 from screens.wizard_engine import DataChoice, MethodChoice, ModelChoice, RunEstimate
 

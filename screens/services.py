@@ -16,31 +16,31 @@ from pathlib import Path
 
 from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError
-from cockpit.rundir import RunInfo
-from cockpit.runs_registry import DEFAULT_RUNS_ROOT, known_roots, list_all_runs
-from cockpit.runs_registry import run_spec as _run_spec
+from cockpit.run.rundir import RunInfo
+from cockpit.run.registry import DEFAULT_RUNS_ROOT, known_roots, list_all_runs
+from cockpit.run.registry import run_spec as _run_spec
 
 __all__ = ["CockpitError", "start_run", "stop_run", "resume_run", "list_runs", "runs_place", "export_available",
            "export_command", "cli_command", "run_spec", "llama_runtime_missing", "runtime_required", "runtime_note"]
 
 
 def start_run(cfg: TrainConfig) -> Path:
-    """Create the run directory and spawn the detached trainer (``cockpit.launch``)."""
-    from cockpit.launch import start_run as _start
+    """Create the run directory and spawn the detached trainer (``cockpit.run.launch``)."""
+    from cockpit.run.launch import start_run as _start
 
     return _start(cfg)
 
 
 def stop_run(run_dir: Path) -> None:
     """Graceful stop: SIGTERM to the trainer, which checkpoints and ends ``stopped``."""
-    from cockpit.launch import stop_run as _stop
+    from cockpit.run.launch import stop_run as _stop
 
     _stop(run_dir)
 
 
 def resume_run(run_dir: Path) -> None:
     """Continue a stopped or failed run from its newest checkpoint, detached."""
-    from cockpit.launch import resume_run as _resume
+    from cockpit.run.launch import resume_run as _resume
 
     _resume(run_dir)
 
@@ -63,7 +63,7 @@ def runs_place(output_dir: str | Path | None) -> str:
 
 def export_available() -> bool:
     """Whether this installation has the export engine and its command."""
-    return all(importlib.util.find_spec(m) is not None for m in ("cockpit.export", "cockpit.cli_export"))
+    return all(importlib.util.find_spec(m) is not None for m in ("cockpit.export", "cockpit.cli.export"))
 
 
 def llama_runtime_missing() -> bool:
@@ -89,12 +89,12 @@ def runtime_note(quant: str) -> str:
 
 def cli_command(*args: str) -> list[str]:
     """The ``llm-cockpit`` command line run by this interpreter (works without the script on PATH)."""
-    return [sys.executable, "-m", "cockpit.cli", *args]
+    return [sys.executable, "-m", "cockpit.cli.main", *args]
 
 
 def run_spec(run_dir: Path) -> str:
     """How to name a run on the command line: its name when that finds it, else its path
-    (``attach``, ``resume`` and ``export`` accept both; :func:`cockpit.runs_registry.run_spec`)."""
+    (``attach``, ``resume`` and ``export`` accept both; :func:`cockpit.run.registry.run_spec`)."""
     return _run_spec(run_dir)
 
 

@@ -12,8 +12,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from cockpit.follow import fmt_age
-from cockpit.rundir import RunInfo
+from cockpit.run.follow import fmt_age
+from cockpit.run.rundir import RunInfo
 from screens import services
 from screens.step import WizardStep
 

@@ -22,7 +22,7 @@ from typing import Any
 from cockpit.config import BUNDLED_MODEL, DEFAULT_PRESET, TrainConfig, build_config, config_from_dict
 from cockpit.errors import CockpitError
 from cockpit.run_config import resolve_data_path
-from cockpit.runs_registry import DEFAULT_RUNS_ROOT
+from cockpit.run.registry import DEFAULT_RUNS_ROOT
 
 DEMO_DATA = TrainConfig.data  # data/dsl_train.jsonl: the bundled copy when not in the project
 DEMO_EVAL = "data/dsl_eval.jsonl"
@@ -84,8 +84,8 @@ class DataChoice:
 class PlanView:
     """The memory estimate of the asked settings against this machine, and the advisor's answer."""
 
-    asked: Any  # cockpit.memory.MemoryEstimate of the settings as chosen
-    recommendation: Any  # cockpit.advisor.Recommendation
+    asked: Any  # cockpit.planning.memory.MemoryEstimate of the settings as chosen
+    recommendation: Any  # cockpit.planning.advisor.Recommendation
     capacity: int
     asked_model: str = ""
 
@@ -146,7 +146,7 @@ class WizardEngine:
 
     ``output_dir`` (``--output-dir``) is where new runs go and the only place runs are
     listed from; without it new runs go to ``outputs/runs`` here and the runs of every
-    runs directory llm-cockpit knows are listed (:mod:`cockpit.runs_registry`)."""
+    runs directory llm-cockpit knows are listed (:mod:`cockpit.run.registry`)."""
 
     def __init__(self, output_dir: str | Path | None = None, *,
                  detect: Callable[[], Any] | None = None) -> None:
@@ -158,12 +158,12 @@ class WizardEngine:
 
     # -- hardware ----------------------------------------------------------------------
     def hardware(self) -> Any:
-        """The machine's profile (``cockpit.hardware.HardwareProfile``), probed once."""
+        """The machine's profile (``cockpit.planning.hardware.HardwareProfile``), probed once."""
         if self._hardware is None:
             if self._detect is not None:
                 self._hardware = self._detect()
             else:
-                from cockpit.hardware import detect_hardware
+                from cockpit.planning.hardware import detect_hardware
 
                 self._hardware = detect_hardware(self.output_dir)
         return self._hardware
@@ -199,17 +199,17 @@ class WizardEngine:
 
     # -- models ------------------------------------------------------------------------
     def models(self) -> list[Any]:
-        """Catalog models (``cockpit.catalog.ModelSpec``), smallest first, base before variants."""
-        from cockpit.catalog import load_catalog
+        """Catalog models (``cockpit.models.catalog.ModelSpec``), smallest first, base before variants."""
+        from cockpit.models.catalog import load_catalog
 
         order = {"base": 0, "instruct": 1, "code": 2, "code-instruct": 3}
         return sorted(load_catalog().values(), key=lambda s: (s.params, order.get(s.kind, 9), s.id))
 
     def finished_runs(self) -> list[Any]:
         """Runs with a saved result a new run can start from (``model=RUN``), newest first
-        (``cockpit.rundir.RunInfo``)."""
-        from cockpit.chaining import is_run_dir
-        from cockpit.runs_registry import list_all_runs
+        (``cockpit.run.rundir.RunInfo``)."""
+        from cockpit.training.chaining import is_run_dir
+        from cockpit.run.registry import list_all_runs
 
         runs = [info for info in list_all_runs(self.explicit_root) if info.state == "finished"
                 and is_run_dir(info.path) and (info.path / "model").is_dir()]
@@ -229,13 +229,13 @@ class WizardEngine:
         return lines
 
     def spec(self, model: str) -> Any:
-        from cockpit.catalog import resolve_spec
+        from cockpit.models.catalog import resolve_spec
 
         return resolve_spec(model, network=False)
 
     def model_advice(self, model: str, task: str | None) -> Any:
-        """Base or specialized for this task (``cockpit.advisor.Advice``)."""
-        from cockpit.advisor import model_kind_advice
+        """Base or specialized for this task (``cockpit.planning.advisor.Advice``)."""
+        from cockpit.planning.advisor import model_kind_advice
 
         return model_kind_advice(model, task)
 
@@ -243,8 +243,8 @@ class WizardEngine:
     def plan(self, model: str, choice: MethodChoice, auto: bool = False) -> PlanView:
         """The estimate for ``choice`` against this machine, and the advisor's recommendation
         (``auto``: let it pick the method)."""
-        from cockpit.advisor import recommend
-        from cockpit.memory import estimate_memory
+        from cockpit.planning.advisor import recommend
+        from cockpit.planning.memory import estimate_memory
 
         spec = self.spec(model)
         asked = estimate_memory(spec, choice.method, choice.batch_size, choice.max_length, choice.lora_r,
@@ -293,8 +293,8 @@ class WizardEngine:
         return self._tokenizers[model]
 
     def _load_tokenizer(self, model: str) -> tuple[Any, str]:
-        from cockpit.models import bundled_tokenizer_dir, is_bundled
-        from cockpit.recipe import load_tokenizer
+        from cockpit.models.sources import bundled_tokenizer_dir, is_bundled
+        from cockpit.training.recipe import load_tokenizer
 
         if not is_bundled(model):
             local = Path(model).expanduser()

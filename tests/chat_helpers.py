@@ -17,7 +17,7 @@ SYSTEM = "You answer in one line."
 
 def build_chatty_model(out_dir: Path, seed: int = 0) -> Path:
     """A random 2-layer Llama (hidden 64) on the bundled tokenizer, output layer untied."""
-    from cockpit.models import build_tiny_model
+    from cockpit.models.sources import build_tiny_model
 
     return build_tiny_model(out_dir, seed=seed, tied=False)
 
@@ -31,7 +31,7 @@ def make_chat_run(root: Path, base: Path, *, method: str = "lora", state: str = 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from cockpit.config import TrainConfig, config_to_yaml
-    from cockpit.rundir import write_status
+    from cockpit.run.rundir import write_status
 
     run = root / name
     (run / "model").mkdir(parents=True)

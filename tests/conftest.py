@@ -40,14 +40,14 @@ def _cockpit_home(tmp_path_factory, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer_dir() -> Path:
-    from cockpit.models import bundled_tokenizer_dir
+    from cockpit.models.sources import bundled_tokenizer_dir
 
     return bundled_tokenizer_dir()
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tokenizer_dir) -> Path:
-    from cockpit.models import build_tiny_model
+    from cockpit.models.sources import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from cockpit import events as ev
+from cockpit.run import events as ev
 from cockpit.config import config_from_dict, config_to_yaml
-from cockpit.rundir import CONFIG_FILE, write_status
+from cockpit.run.rundir import CONFIG_FILE, write_status
 
 GIB = 2**30
 T0 = 1796000000.0

@@ -19,7 +19,7 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from cockpit.follow import fmt_num
+from cockpit.run.follow import fmt_num
 from widgets import load_css
 
 # bit of each dot, indexed [x][y] inside one cell (x 0..1 left to right, y 0..3 top down)

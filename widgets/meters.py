@@ -14,7 +14,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
-from cockpit.follow import fmt_bytes
+from cockpit.run.follow import fmt_bytes
 from widgets import load_css
 
 SEGMENT_CLASSES = 6

@@ -11,8 +11,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from cockpit.follow import fmt_age, fmt_num
-from cockpit.rundir import RunInfo
+from cockpit.run.follow import fmt_age, fmt_num
+from cockpit.run.rundir import RunInfo
 
 STATE_STYLES = {"running": "bold", "starting": "italic", "finished": "", "stopped": "italic", "failed": "bold reverse"}
 COLUMNS = ("run", "state", "model", "method", "progress", "best loss", "age")

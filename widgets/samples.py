@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from cockpit.follow import SampleView
+from cockpit.run.follow import SampleView
 from widgets import load_css
 
 EMPTY_TEXT = ("No samples yet. The base model answers a few fixed prompts (before training, or with "

@@ -15,7 +15,7 @@ import time
 from rich.text import Text
 from textual.widget import Widget
 
-from cockpit.follow import RunState, fmt_bytes, fmt_duration, num, phase_clock
+from cockpit.run.follow import RunState, fmt_bytes, fmt_duration, num, phase_clock
 from widgets import load_css
 from widgets.meters import gauge
 

@@ -1,7 +1,7 @@
 """The warnings panel: what looks wrong in a run, and what to do about it.
 
 The trainer sends its own advice with each warning; when it has none, the panel falls
-back to :data:`cockpit.advice.ADVICE`, the workshop checklist's words for its kind.
+back to :data:`cockpit.training.advice.ADVICE`, the workshop checklist's words for its kind.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from cockpit.advice import ADVICE
-from cockpit.follow import WarningView
+from cockpit.training.advice import ADVICE
+from cockpit.run.follow import WarningView
 from widgets import load_css
 
 HEALTHY_TEXT = ("No warnings. A healthy run: the loss falls steadily, the gradient norm stays level "

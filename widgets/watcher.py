@@ -1,7 +1,7 @@
 """The invisible widget that follows a run directory from a thread.
 
 :class:`RunWatcher` tails ``events.jsonl`` (and reads ``status.json``) in a Textual
-thread worker through :class:`cockpit.follow.RunFollower`, folds the events there and
+thread worker through :class:`cockpit.run.follow.RunFollower`, folds the events there and
 posts one :class:`RunWatcher.Updated` message per poll that saw something new. The
 worker never touches a widget; polls are ``interval`` apart, so however fast the
 trainer logs, the screen gets at most ``1 / interval`` updates a second (4 by default),
@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.worker import get_current_worker
 
-from cockpit.follow import RunFollower, RunState
+from cockpit.run.follow import RunFollower, RunState
 
 # after a run ended the directory is still watched, slowly, because `resume` continues it
 IDLE_INTERVAL = 2.0

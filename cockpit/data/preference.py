@@ -186,7 +186,7 @@ def answer_token_ids(ex: PreferenceExample, tokenizer: Any) -> tuple[list[int], 
     with the generation prompt, each answer the full conversation's ids after the prompt's
     (so its end-of-turn tokens belong to the answer). Without a template: the plain prompt
     format, each answer's text and EOS. CockpitError when the template rejects the conversation."""
-    from cockpit.tokenize import _encode, _render, has_chat_template, prompt_token_ids
+    from cockpit.data.tokenize import _encode, _render, has_chat_template, prompt_token_ids
 
     prompt_ids = prompt_token_ids(tokenizer, ex.prompt)
     answers = []

@@ -140,13 +140,13 @@ def check_training_data(cfg: Any, progress: Progress | None = None) -> PreparedD
     to learn. With the model's tokenizer on this machine the data is tokenized and cached
     (the trainer then starts from the cache); without it (a hub model not downloaded yet)
     the records are checked and the trainer tokenizes. Raises CockpitError (one line)."""
-    from cockpit.models import local_tokenizer_dir
+    from cockpit.models.sources import local_tokenizer_dir
 
     directory = local_tokenizer_dir(cfg.model)
     if directory is None:
         check_training_records(cfg, progress)
         return None
-    from cockpit.recipe import load_tokenizer
+    from cockpit.training.recipe import load_tokenizer
 
     try:
         tokenizer = load_tokenizer(directory)
@@ -206,7 +206,7 @@ class _Side:
         self.buffer: list[int] = []
 
     def add_example(self, ex: Example, tokenizer: Any) -> None:
-        from cockpit.tokenize import encode_example
+        from cockpit.data.tokenize import encode_example
 
         s = self.stats
         try:

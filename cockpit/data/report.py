@@ -224,7 +224,7 @@ class _Measure:
         self.total = self.trainable = 0
 
     def add(self, ex: Example, label: Any) -> Problem | None:
-        from cockpit.tokenize import encode_example, learned_segments
+        from cockpit.data.tokenize import encode_example, learned_segments
 
         try:
             tok = encode_example(ex, self.tokenizer)

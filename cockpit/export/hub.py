@@ -55,7 +55,7 @@ def validate_repo_id(repo_id: str) -> str:
 
 def base_model_id(spec: str) -> str | None:
     """The hub id of the base model for the card's metadata (None for local paths)."""
-    from cockpit.models import is_bundled
+    from cockpit.models.sources import is_bundled
 
     if is_bundled(spec):
         return BUNDLED_MODEL

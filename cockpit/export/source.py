@@ -3,7 +3,7 @@
 A run's ``model/`` holds either a PEFT adapter (methods lora, int8, qlora: an
 ``adapter_config.json`` beside ``adapter_model.safetensors`` and the tokenizer) or a
 complete model (method full). The base model of an adapter is the config's ``model``,
-resolved the same way training resolved it (:func:`cockpit.models.resolve_model`).
+resolved the same way training resolved it (:func:`cockpit.models.sources.resolve_model`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError
 from cockpit.run_config import load_run_config
-from cockpit.rundir import CONFIG_FILE, EVENTS_FILE, EXPORT_DIR, MODEL_DIR, effective_status
+from cockpit.run.rundir import CONFIG_FILE, EVENTS_FILE, EXPORT_DIR, MODEL_DIR, effective_status
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def probe_prompts(run_dir: Path, cfg: TrainConfig) -> list[str]:
     seen: dict[str, None] = {}
     events = run_dir / EVENTS_FILE
     if events.is_file():
-        from cockpit.events import iter_dicts
+        from cockpit.run.events import iter_dicts
 
         for data in iter_dicts(events):
             if data.get("type") == "sample" and isinstance(data.get("prompt"), str):
@@ -101,7 +101,7 @@ def probe_prompts(run_dir: Path, cfg: TrainConfig) -> list[str]:
 
 def base_model_dir(source: RunSource) -> Path:
     """The base model directory of an adapter run (resolved like training did)."""
-    from cockpit.models import resolve_model
+    from cockpit.models.sources import resolve_model
 
     return resolve_model(source.cfg.model).path
 

@@ -109,8 +109,8 @@ def stop_token_ids(tokenizer, generation_eos: list[int] | None = None) -> list[i
 
 def prompt_inputs(tokenizer, prompt: str, system_prompt: str | None) -> tuple[list[int], str, bool]:
     """(token ids, the text they encode, whether special tokens are added when encoding it):
-    the same prompt layout training used (cockpit.tokenize.prompt_token_ids)."""
-    from cockpit.tokenize import has_chat_template, plain_prompt_text, prompt_token_ids
+    the same prompt layout training used (cockpit.data.tokenize.prompt_token_ids)."""
+    from cockpit.data.tokenize import has_chat_template, plain_prompt_text, prompt_token_ids
 
     messages = [{"role": "user", "content": prompt}]
     if system_prompt:

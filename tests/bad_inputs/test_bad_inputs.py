@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cockpit.cli import main
+from cockpit.cli.main import main
 from cockpit.data import load_examples_strict
 from cockpit.errors import CockpitError
 

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         lines = generate(path, args.mb)
         print(f"generated {path.stat().st_size / 1e6:.0f} MB, {lines:,} lines in {time.time() - t0:.0f} s",
               flush=True)
-        argv_check = [sys.executable, "-m", "cockpit.cli", "data", "check", str(path), "--examples", "0"]
+        argv_check = [sys.executable, "-m", "cockpit.cli.main", "data", "check", str(path), "--examples", "0"]
         if args.model:
             argv_check += ["--model", args.model]
         result = run_measured(argv_check, log_dir=Path(tmp), name="check", timeout=args.timeout)

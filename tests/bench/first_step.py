@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cockpit import events as ev
+from cockpit.run import events as ev
 from tests.bench.measure import has_exited, kill_group, load_average, spawn, wait_measured
 from tests.bench.settings import REPO
 from tests.bench.variants import cockpit_command
@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def materialize() -> None:
     """The bundled model as safetensors in the user cache (once, outside the timing)."""
-    code = "from cockpit.models import bundled_model_dir; print(bundled_model_dir())"
+    code = "from cockpit.models.sources import bundled_model_dir; print(bundled_model_dir())"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True, timeout=900)
 
 

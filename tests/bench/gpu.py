@@ -5,7 +5,7 @@
 
 Why a script of its own: the CPU benchmark (``tests/bench/run.py``) measures a 135M model in
 fp32, where the output layer and attention cost little next to the rest. What the switches in
-``cockpit/speedups.py`` are for (the loss only at learned positions, packing, Liger's kernels,
+``cockpit/training/speedups.py`` are for (the loss only at learned positions, packing, Liger's kernels,
 FlashAttention) shows on a GPU with a real architecture and a real vocabulary, so this script
 builds one: a catalog model's shape (``presets/models.yaml``) with random weights, since
 neither speed nor memory depends on the values, saved with the bundled tokenizer into a temp
@@ -14,14 +14,14 @@ directory that every variant trains as a local model. Nothing touches the networ
 Each variant runs in its own process, one after the other, on the same data, steps and seed,
 so its CUDA peak (``torch.cuda.max_memory_allocated`` / ``max_memory_reserved``, read by the
 child itself at its end) is its own. The cockpit runs in a child through
-``cockpit.launch.prepare_run`` and ``cockpit.trainer.TrainingRun(run_dir).execute()`` (what
+``cockpit.run.launch.prepare_run`` and ``cockpit.training.trainer.TrainingRun(run_dir).execute()`` (what
 ``trainer_main`` does), because its ``step`` events carry the allocated peak but not the
 reserved one; tokens and the loop's clock come from its ``events.jsonl`` as in the CPU
 benchmark. The plain recipe is HF Trainer + PEFT with dynamic padding (``recipe_dynamic``),
 rebuilt here with the GPU's dtype, batch and length, on the same chat-template text.
 
 Without CUDA, or with ``--dry-run``, nothing is built or timed: every variant's config goes
-through ``cockpit.config.build_config`` and ``cockpit.speedups.resolve_speedups`` for this
+through ``cockpit.config.build_config`` and ``cockpit.training.speedups.resolve_speedups`` for this
 machine, the estimator gives its figure, and the script says why nothing was timed (exit 0
 for a dry run, 2 for a real run without a GPU).
 """
@@ -88,8 +88,8 @@ WORDS = ("the of and to in is that for it as with was on be by this are from at 
 
 # -- the architecture -------------------------------------------------------------------
 def catalog_spec(model_id: str):
-    """The catalog's :class:`~cockpit.catalog.ModelSpec` for ``model_id`` (an id or alias)."""
-    from cockpit.catalog import load_catalog, lookup
+    """The catalog's :class:`~cockpit.models.catalog.ModelSpec` for ``model_id`` (an id or alias)."""
+    from cockpit.models.catalog import load_catalog, lookup
     from cockpit.errors import CockpitError
 
     spec = lookup(model_id)
@@ -104,7 +104,7 @@ def tokenizer_length() -> int:
     ``tokenizer.json`` with the ``tokenizers`` library: no transformers import, no model."""
     from tokenizers import Tokenizer
 
-    from cockpit.models import bundled_tokenizer_dir
+    from cockpit.models.sources import bundled_tokenizer_dir
 
     return Tokenizer.from_file(str(bundled_tokenizer_dir() / "tokenizer.json")).get_vocab_size(with_added_tokens=True)
 
@@ -161,11 +161,11 @@ def shared_overrides(args: argparse.Namespace, model_dir: Path, data: Path, runs
 
 
 def quiet_precision(cfg):
-    """``cockpit.recipe.pick_precision`` (device and dtype the trainer would use here) without
+    """``cockpit.training.recipe.pick_precision`` (device and dtype the trainer would use here) without
     its per-call warning that a CPU trains in fp32: the plan says that once."""
-    from cockpit.recipe import pick_precision
+    from cockpit.training.recipe import pick_precision
 
-    logger = logging.getLogger("cockpit.recipe")
+    logger = logging.getLogger("cockpit.training.recipe")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
@@ -176,9 +176,9 @@ def quiet_precision(cfg):
 
 def estimate(cfg, spec) -> dict[str, Any]:
     """The estimator's peak for ``cfg`` on a CUDA GPU, with the arguments
-    ``cockpit.memory.estimate_for_config`` passes, on the spec actually built (whose vocabulary
+    ``cockpit.planning.memory.estimate_for_config`` passes, on the spec actually built (whose vocabulary
     may differ from the catalog's). Always CUDA: that is what the measurements compare with."""
-    from cockpit.memory import ALL_LINEAR, estimate_memory
+    from cockpit.planning.memory import ALL_LINEAR, estimate_memory
 
     precision = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}.get(cfg.precision, "auto")
     est = estimate_memory(spec, cfg.method, cfg.batch_size, cfg.max_length, cfg.lora_r,
@@ -194,7 +194,7 @@ def make_plan(args: argparse.Namespace, spec, model_config: dict[str, Any], work
     (or the one-line reason it refuses), and the estimator's figure."""
     from cockpit.config import build_config
     from cockpit.errors import CockpitError
-    from cockpit.speedups import resolve_speedups
+    from cockpit.training.speedups import resolve_speedups
 
     shared = shared_overrides(args, work / "model", work / "data.jsonl", work / "runs")
     namespace = SimpleNamespace(**model_config)
@@ -209,7 +209,7 @@ def make_plan(args: argparse.Namespace, spec, model_config: dict[str, Any], work
             entry.update(device=precision.device, dtype=precision.dtype_name)
             entry["estimate"] = estimate(cfg, spec)
             if cfg.method in ("int8", "qlora"):
-                from cockpit.recipe import _require_bitsandbytes
+                from cockpit.training.recipe import _require_bitsandbytes
 
                 _require_bitsandbytes(cfg.method)  # the trainer's own check, its own line
             speedups = resolve_speedups(cfg, model_config["model_type"], precision.device, precision.dtype_name,
@@ -404,13 +404,13 @@ def child_cockpit(job: dict[str, Any]) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from cockpit.config import build_config
     from cockpit.errors import CockpitError
-    from cockpit.launch import prepare_run
+    from cockpit.run.launch import prepare_run
 
     try:
         run_dir = prepare_run(build_config(None, None, job["overrides"]))
     except CockpitError as exc:
         return {"state": "refused", "skipped": exc.one_line()}
-    from cockpit.trainer import TrainingRun
+    from cockpit.training.trainer import TrainingRun
 
     state = TrainingRun(run_dir).execute()
     return {"state": state, "run_dir": str(run_dir), **cuda_peaks()}
@@ -465,8 +465,7 @@ def rates(points: list[tuple[float, int]], warmup: int) -> tuple[float | None, f
 def from_events(run_dir: Path) -> dict[str, Any]:
     """Steps, tokens, clock, losses, the allocated peak each step reported and what the run said
     it used (its info line), from the run's ``events.jsonl``."""
-    from cockpit import events as ev
-
+    from cockpit.run import events as ev
     events = ev.read_events(run_dir / "events.jsonl")
     steps = [e for e in events if isinstance(e, ev.Step)]
     infos = [e.message for e in events if isinstance(e, ev.Warning) and e.kind == "info"]
@@ -668,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_benchmark(args, spec, model_config: dict[str, Any], plan: list[dict[str, Any]], work: Path,
                   report: dict[str, Any]) -> int:
     """Build the model and the data, run every planned variant, print the table, write the JSON."""
-    from cockpit.models import bundled_tokenizer_dir
+    from cockpit.models.sources import bundled_tokenizer_dir
 
     out = Path(args.out) if args.out else S.REPO / "outputs" / "bench" / f"gpu-{time.strftime('%Y%m%d-%H%M%S')}.json"
     report.update(timed=True, work_dir=str(work), variants=[])

@@ -132,7 +132,7 @@ def vm_hwm_mib(pid: int) -> float | None:
 
 _PROBE = """
 import json, torch
-from cockpit.models import resolve_model
+from cockpit.models.sources import resolve_model
 print(json.dumps({"model_path": str(resolve_model(%r).path), "torch_threads": torch.get_num_threads(),
                   "cuda": torch.cuda.is_available(),
                   "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}))

@@ -4,7 +4,7 @@
   screen's text ("Welcome to llm-cockpit") arrives on the terminal. This is the wait a
   user sees; it includes Python start-up and every import of the UI.
 * **event to screen**: the dashboard follows a run directory while this process appends
-  ``warning`` events through :class:`cockpit.events.JsonlSink`, exactly as the trainer
+  ``warning`` events through :class:`cockpit.run.events.JsonlSink`, exactly as the trainer
   writes them; each warning carries a unique marker, and the time until the marker is
   painted is the whole chain: file, watcher thread, message, widget, terminal.
 
@@ -62,8 +62,8 @@ def _fake_live_run(root: Path) -> Path:
     """A run directory that looks like a live run a few steps in (its trainer pid: ours)."""
     import os
 
-    from cockpit import events as ev
-    from cockpit.rundir import write_status
+    from cockpit.run import events as ev
+    from cockpit.run.rundir import write_status
 
     run_dir = root / "runs" / "2000-01-01_00-00-00-latency"
     run_dir.mkdir(parents=True)
@@ -80,8 +80,7 @@ def _fake_live_run(root: Path) -> Path:
 
 def event_to_screen(repeats: int = 5, timeout: float = 10.0) -> dict:
     """Median time from appending a ``warning`` event to its text on the dashboard."""
-    from cockpit import events as ev
-
+    from cockpit.run import events as ev
     extra = {"what": "JsonlSink.emit(Warning) until its marker is painted on the attached dashboard",
              "load_before": load_average()}
     values, failures = [], []

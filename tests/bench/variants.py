@@ -71,7 +71,7 @@ BUSY = [sys.executable, "-c", "while True: pass"]
 def cockpit_command() -> list[str]:
     """The installed console script beside this interpreter (what a user types)."""
     script = Path(sys.executable).with_name("llm-cockpit")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "cockpit.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cockpit.cli.main"]
 
 
 def run_variant(name: str, ctx: Context) -> dict:
@@ -240,8 +240,7 @@ def _tui_fields(tui: PtyApp) -> dict:
 
 def _from_events(path: Path) -> dict:
     """Tokens, loop time and loss from the run's event log (what the dashboard shows too)."""
-    from cockpit import events as ev
-
+    from cockpit.run import events as ev
     events = ev.read_events(path)
     steps = [e for e in events if isinstance(e, ev.Step)]
     finished = [e for e in events if isinstance(e, ev.RunFinished)]

@@ -10,7 +10,7 @@ import pytest
 
 
 def cockpit(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cockpit.cli.main", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=300, check=False)
 
 

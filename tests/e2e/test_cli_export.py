@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def cli(*args, env=None, timeout=600):
     # stdin is no terminal, as in CI or the TUI's export screen: nothing may wait for an answer
-    return subprocess.run([sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "cockpit.cli.main", *args], capture_output=True, text=True, cwd=REPO,
                           timeout=timeout, env=env, check=False, stdin=subprocess.DEVNULL)
 
 

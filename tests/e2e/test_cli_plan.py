@@ -9,16 +9,16 @@ import sys
 
 import pytest
 
-from cockpit.catalog import load_catalog
-from cockpit.cli import main
-from cockpit.memory import BREAKDOWN_KEYS
+from cockpit.models.catalog import load_catalog
+from cockpit.cli.main import main
+from cockpit.planning.memory import BREAKDOWN_KEYS
 
 GIB = 2**30
 OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cockpit.cli.main", *args], capture_output=True, text=True,
                           timeout=timeout, env=OFFLINE, check=False)
 
 
@@ -149,7 +149,7 @@ def test_calibrate_refuses_bad_cases():
 @pytest.mark.slow
 def test_calibration_table_is_within_15_percent():
     """The tables of docs/calibration.md (~15 minutes on 2 cores: bundled-model full fine-tuning)."""
-    from cockpit.calibrate import HELDOUT_CASES, PREFERENCE_CASES, STANDARD_CASES, run_case
+    from cockpit.planning.calibrate import HELDOUT_CASES, PREFERENCE_CASES, STANDARD_CASES, run_case
 
     results = [run_case(case) for case in STANDARD_CASES + HELDOUT_CASES + PREFERENCE_CASES]
     misses = [f"{r.case.label()}: {r.error:+.1%}" for r in results if abs(r.error) > 0.15]

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from cockpit import events as ev
-from cockpit.rundir import effective_status, read_status
+from cockpit.run import events as ev
+from cockpit.run.rundir import effective_status, read_status
 from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(*args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cockpit.cli.main", *args], capture_output=True, text=True,
                           cwd=cwd or REPO, timeout=timeout)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cockpit.rundir import read_status
+from cockpit.run.rundir import read_status
 
 
 def _ram_bytes() -> int:
@@ -29,7 +29,7 @@ def test_cpu_out_of_memory_fails_the_run_with_the_oom_ladder(tmp_path, tiny_mode
     long_answer = "glorp " * 4096
     data.write_text("".join(json.dumps({"prompt": f"q{i}", "completion": long_answer}) + "\n" for i in range(64)))
     out = subprocess.run(
-        [sys.executable, "-m", "cockpit.cli", "train", "--foreground", f"model={tiny_model_dir}", f"data={data}",
+        [sys.executable, "-m", "cockpit.cli.main", "train", "--foreground", f"model={tiny_model_dir}", f"data={data}",
          f"output_dir={tmp_path / 'runs'}", "batch_size=64", "max_length=4200", "max_steps=1", "eval_split=0",
          "sample_count=1", "sample_max_new_tokens=1"],
         capture_output=True, text=True, timeout=600,

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cockpit import events as ev
-from cockpit.cli import main
+from cockpit.run import events as ev
+from cockpit.cli.main import main
 from cockpit.paths import DATA_DIR
-from cockpit.rundir import CONFIG_FILE, read_status
+from cockpit.run.rundir import CONFIG_FILE, read_status
 from tests.conftest import TINY_ROWS, write_jsonl
 from tests.unit.test_runs_registry import fake_run
 from tests.helpers import wait_until
@@ -30,7 +30,7 @@ TINY = ["max_length=48", "batch_size=2", "lora_r=4", "sample_count=1", "sample_m
 
 def cli(*args, cwd: Path, home: Path | None = None, timeout: float = 300):
     env = dict(os.environ, **({"LLM_COCKPIT_HOME": str(home)} if home else {}))
-    return subprocess.run([sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "cockpit.cli.main", *args], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=timeout)
 
 
@@ -135,7 +135,7 @@ def test_stop_and_resume_from_another_directory(tmp_path, tiny_model_dir):
 
 
 def test_runs_says_which_directory_when_there_are_several(tmp_path, monkeypatch, capsys):
-    from cockpit.runs_registry import register_root
+    from cockpit.run.registry import register_root
 
     a = fake_run(tmp_path / "a" / "runs", "2025-01-01_10-00-00-a")
     b = fake_run(tmp_path / "b" / "runs", "2025-01-02_10-00-00-b")

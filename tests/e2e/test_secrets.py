@@ -13,7 +13,7 @@ PLANTED = "hf_PlantedSecretToken1234567890abcdef"
 def test_planted_tokens_appear_in_no_file_of_the_run(tmp_path, tiny_model_dir, tiny_data):
     env = dict(os.environ, HF_TOKEN=PLANTED, HUGGING_FACE_HUB_TOKEN=PLANTED, WANDB_API_KEY=PLANTED)
     out = subprocess.run(
-        [sys.executable, "-m", "cockpit.cli", "train", "--foreground", f"model={tiny_model_dir}",
+        [sys.executable, "-m", "cockpit.cli.main", "train", "--foreground", f"model={tiny_model_dir}",
          f"data={tiny_data}", f"output_dir={tmp_path / 'runs'}", "max_steps=2", "save_steps=1", "max_length=48",
          "sample_every=1", "sample_count=1", "sample_max_new_tokens=2", "eval_steps=1"],
         capture_output=True, text=True, env=env, timeout=300,

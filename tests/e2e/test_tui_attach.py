@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.config import load_config_file
-from cockpit.rundir import effective_status, pid_alive, read_status
+from cockpit.run.rundir import effective_status, pid_alive, read_status
 
 REPO = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;?<>=$]*[A-Za-z~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[=>()][0-9A-Za-z]?")
@@ -87,7 +87,7 @@ ENTER, NEXT, TAB = "\r", "\x0e", "\t"
 
 def test_run_started_in_the_tui_outlives_it_and_attach_replays_everything(tmp_path, tiny_model_dir):
     runs = tmp_path / "runs"
-    term = Terminal([sys.executable, "-m", "cockpit.cli", "tui", "--output-dir", str(runs)], cwd=REPO)
+    term = Terminal([sys.executable, "-m", "cockpit.cli.main", "tui", "--output-dir", str(runs)], cwd=REPO)
     trainer_pid = None
     try:
         term.wait_for("Step 1/7")
@@ -126,7 +126,7 @@ def test_run_started_in_the_tui_outlives_it_and_attach_replays_everything(tmp_pa
         assert pid_alive(trainer_pid), "the trainer died with the TUI"
         assert effective_status(run_dir)["state"] in ("starting", "running")
 
-        out = subprocess.run([sys.executable, "-m", "cockpit.cli", "attach", run_dir.name, "--plain",
+        out = subprocess.run([sys.executable, "-m", "cockpit.cli.main", "attach", run_dir.name, "--plain",
                               "--output-dir", str(runs)], capture_output=True, text=True, cwd=REPO, timeout=300)
         assert out.returncode == 0, out.stderr
         lines = out.stdout.splitlines()

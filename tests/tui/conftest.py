@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.config import BUNDLED_MODEL
-from cockpit.hardware import GpuInfo, HardwareProfile
+from cockpit.planning.hardware import GpuInfo, HardwareProfile
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent

@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-from cockpit.cli import build_parser
-from cockpit.cli_tui import attach_plain, default_handler
+from cockpit.cli.main import build_parser
+from cockpit.cli.tui import attach_plain, default_handler
 from tests.tui.conftest import CPU_RUN, FIXTURE_RUNS, GPU_RUN, REPO
 
 
 def cli(*args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cockpit.cli.main", *args], capture_output=True, text=True,
                           cwd=REPO, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -51,7 +51,7 @@ def test_commands_are_registered_and_no_command_opens_the_cockpit():
     assert callable(default_handler(parser))
 
 
-@pytest.mark.parametrize("module", ["screens.app", "cockpit.cli_tui", "cockpit.follow"])
+@pytest.mark.parametrize("module", ["screens.app", "cockpit.cli.tui", "cockpit.run.follow"])
 def test_ui_start_up_path_imports_no_torch(module):
     code = ("import sys, time; t = time.perf_counter(); import " + module + "; "
             "from screens.app import CockpitApp; CockpitApp(); "
@@ -63,7 +63,7 @@ def test_ui_start_up_path_imports_no_torch(module):
 
 
 def test_engine_modules_of_the_viewer_import_no_textual():
-    code = "import sys, cockpit.follow, cockpit.cli_tui; print('textual' in sys.modules)"
+    code = "import sys, cockpit.run.follow, cockpit.cli.tui; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -76,8 +76,8 @@ def test_attach_plain_repeats_a_long_phase_with_its_time_until_the_first_step(tm
     import threading
     import time
 
-    from cockpit import events as ev
-    from cockpit.rundir import write_status
+    from cockpit.run import events as ev
+    from cockpit.run.rundir import write_status
 
     run = tmp_path / "run"
     run.mkdir()

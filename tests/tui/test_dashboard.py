@@ -11,8 +11,8 @@ import time
 
 from textual.widgets import Checkbox, DataTable, TabbedContent
 
-from cockpit import events as ev
-from cockpit.rundir import read_status, write_status
+from cockpit.run import events as ev
+from cockpit.run.rundir import read_status, write_status
 from screens.confirm import ConfirmScreen
 from screens.dashboard import DashboardScreen
 from screens.export import ExportScreen
@@ -117,8 +117,8 @@ def test_live_run_is_followed_with_at_most_four_updates_a_second(tmp_path):
 
 TRAINER = textwrap.dedent("""
     import signal, sys, time
-    from cockpit import events as ev
-    from cockpit.rundir import write_status
+    from cockpit.run import events as ev
+    from cockpit.run.rundir import write_status
     run = sys.argv[1]
     sink = ev.JsonlSink(run + "/events.jsonl")
     def stop(*_):

@@ -1,4 +1,4 @@
-"""cockpit.follow: folding events into what a viewer shows, and following a live run."""
+"""cockpit.run.follow: folding events into what a viewer shows, and following a live run."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import os
 import threading
 import time
 
-from cockpit import events as ev
-from cockpit.cli_tui import format_event
-from cockpit.follow import (
+from cockpit.run import events as ev
+from cockpit.cli.tui import format_event
+from cockpit.run.follow import (
     RunFollower,
     RunState,
     Series,
@@ -22,7 +22,7 @@ from cockpit.follow import (
     phase_line,
     summary_line,
 )
-from cockpit.rundir import write_status
+from cockpit.run.rundir import write_status
 from tests.tui.conftest import CPU_RUN, FIXTURE_RUNS, GPU_RUN
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, OptionList
 
-from cockpit.runs_registry import register_root
+from cockpit.run.registry import register_root
 from screens.runs import RunsScreen
 from screens.welcome import WelcomeScreen
 from tests.tui.conftest import CPU_RUN, GPU_RUN, make_app, run_async, wait_for

@@ -153,8 +153,8 @@ def startup_run(tmp_path, until: str):
     contains ``until``, in a run directory whose "trainer" is alive; the phase's event time."""
     import os
 
-    from cockpit import events as ev
-    from cockpit.rundir import write_status
+    from cockpit.run import events as ev
+    from cockpit.run.rundir import write_status
     from tests.tui.test_dashboard_phases import STARTUP
 
     run = tmp_path / STARTUP.name

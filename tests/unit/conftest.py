@@ -13,6 +13,6 @@ def bundled_tokenizer():
     """
     from transformers import AutoTokenizer
 
-    from cockpit.models import bundled_tokenizer_dir
+    from cockpit.models.sources import bundled_tokenizer_dir
 
     return AutoTokenizer.from_pretrained(str(bundled_tokenizer_dir()))

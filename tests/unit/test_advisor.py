@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cockpit.advisor import TASKS, model_kind_advice, recommend, specialization_flags
-from cockpit.catalog import lookup
-from cockpit.memory import estimate_memory
+from cockpit.planning.advisor import TASKS, model_kind_advice, recommend, specialization_flags
+from cockpit.models.catalog import lookup
+from cockpit.planning.memory import estimate_memory
 
 GIB = 2**30
 LLAMA8 = lookup("meta-llama/Llama-3.1-8B")

@@ -78,9 +78,9 @@ def test_cpu_refuses_liger_and_flash_and_resolves_the_rest(dry_run):
 
 
 def test_estimate_is_the_estimators_own_figure(dry_run):
-    """The plan's figure is what ``cockpit.memory`` says for the same config on a GPU."""
+    """The plan's figure is what ``cockpit.planning.memory`` says for the same config on a GPU."""
     from cockpit.config import build_config
-    from cockpit.memory import estimate_for_config
+    from cockpit.planning.memory import estimate_for_config
 
     _, _, report = dry_run
     plan = {entry["name"]: entry for entry in report["plan"]}
@@ -121,8 +121,7 @@ def test_rates_leave_the_warmup_steps_out():
 def test_a_cockpit_run_is_read_from_its_events(tmp_path):
     """Tokens, clock, loss, the CUDA peak of the step events and the trainer's own line of
     what it used: what a real GPU run's row is made of."""
-    from cockpit import events as ev
-
+    from cockpit.run import events as ev
     sink = ev.JsonlSink(tmp_path / "events.jsonl")
     sink.emit(ev.RunStarted(method="lora", estimate={"total_bytes": 3 * gpu.GIB}))
     sink.emit(ev.Warning(kind="info", message="lora: training 1 of 2 parameters (50.00%) on cuda in bfloat16; "

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cockpit import catalog
-from cockpit.catalog import (
+from cockpit.models import catalog
+from cockpit.models.catalog import (
     ModelSpec,
     load_catalog,
     lookup,
@@ -79,7 +79,7 @@ def test_variants_inherit_the_architecture_and_name_their_origin():
 def test_lookup_by_alias_is_case_insensitive_and_covers_the_bundled_model():
     assert lookup("LLAMA-3.1-8B").id == "meta-llama/Llama-3.1-8B"
     assert lookup("qwen/qwen2.5-0.5b").id == "Qwen/Qwen2.5-0.5B"
-    from cockpit.models import BUNDLED_ALIASES
+    from cockpit.models.sources import BUNDLED_ALIASES
 
     for alias in BUNDLED_ALIASES:
         assert lookup(alias).id == BUNDLED_MODEL

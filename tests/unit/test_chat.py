@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from cockpit.chat import BASE, GGUF, TUNED, ChatSession
-from cockpit.chat_commands import run_command
+from cockpit.chat.session import BASE, GGUF, TUNED, ChatSession
+from cockpit.chat.commands import run_command
 from cockpit.errors import CockpitError
 from tests.chat_helpers import SYSTEM, build_chatty_model, export_gguf, make_chat_run
 
@@ -51,7 +51,7 @@ def fresh(session):
 
 
 def test_multi_turn_history_goes_through_the_chat_template(fresh):
-    from cockpit.tokenize import prompt_token_ids
+    from cockpit.data.tokenize import prompt_token_ids
 
     fresh.side_by_side = False
     first = fresh.ask("What does wv.drizzle do?")[TUNED]
@@ -73,7 +73,7 @@ def test_multi_turn_history_goes_through_the_chat_template(fresh):
 
 
 def test_base_side_is_the_adapters_disabled_model_and_answers_stream(fresh):
-    from cockpit.generate import adapters_off, generate
+    from cockpit.models.generate import adapters_off, generate
 
     chunks = list(fresh.send("What does wv.drizzle do?"))
     answers = {c.side: c.answer for c in chunks if c.done}
@@ -127,8 +127,8 @@ def test_a_model_too_big_for_the_free_memory_is_refused_before_loading(lora_run,
 
 
 def test_a_full_fine_tune_base_is_a_second_model_checked_against_what_is_left(chat_base, tmp_path):
-    from cockpit.chat_fit import hf_estimate
-    from cockpit.catalog import resolve_spec
+    from cockpit.chat.fit import hf_estimate
+    from cockpit.models.catalog import resolve_spec
 
     run = make_chat_run(tmp_path, chat_base, method="full")
     one = hf_estimate("x", chat_base, resolve_spec(str(chat_base), network=False), context=2048, device="cpu").total
@@ -229,7 +229,7 @@ def test_a_running_run_is_refused_with_what_to_do(chat_base, tmp_path):
     import os
     import shutil
 
-    from cockpit.rundir import write_status
+    from cockpit.run.rundir import write_status
 
     run = make_chat_run(tmp_path, chat_base)
     shutil.rmtree(run / "model")
@@ -242,7 +242,7 @@ def test_chat_plain_answers_lines_from_stdin(lora_run, fresh):
     """``printf 'hi\\n...' | llm-cockpit chat RUN`` (not a terminal: plain by itself)."""
     fresh.settings.max_new_tokens = 6
     expected = fresh.ask("What does wv.drizzle do?")
-    out = subprocess.run([sys.executable, "-m", "cockpit.cli", "chat", str(lora_run), "--base", "--max-new-tokens",
+    out = subprocess.run([sys.executable, "-m", "cockpit.cli.main", "chat", str(lora_run), "--base", "--max-new-tokens",
                           "6"], input="What does wv.drizzle do?\n/max 3\n\nhello\n", capture_output=True, text=True,
                          timeout=180)
     assert out.returncode == 0, out.stderr
@@ -255,7 +255,7 @@ def test_chat_plain_answers_lines_from_stdin(lora_run, fresh):
 def test_chat_cli_refusal_is_one_line_with_exit_1(lora_run, monkeypatch, capsys):
     import io
 
-    from cockpit.cli import main
+    from cockpit.cli.main import main
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("hi\n"))
     assert main(["chat", str(lora_run), "--plain", "--free-memory", "0.001"]) == 1

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from cockpit.advice import ADVICE
-from cockpit.callbacks import time_batches
-from cockpit.checklist import Checklist
+from cockpit.training.advice import ADVICE
+from cockpit.training.callbacks import time_batches
+from cockpit.training.checklist import Checklist
 
 GIB = 1024 ** 3
 

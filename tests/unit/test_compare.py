@@ -1,4 +1,4 @@
-"""Comparing runs (cockpit/compare.py and ``llm-cockpit compare``), on recorded runs.
+"""Comparing runs (cockpit/evaluation/compare.py and ``llm-cockpit compare``), on recorded runs.
 
 The runs (tests/recorded_runs.py) are written the way the trainer writes them, with fixed
 numbers, so every expectation below can be worked out by hand.
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from cockpit.cli import main
-from cockpit.compare import HIGHER, LOWER, better, best_indexes, compare_runs
+from cockpit.cli.main import main
+from cockpit.evaluation.compare import HIGHER, LOWER, better, best_indexes, compare_runs
 from cockpit.errors import CockpitError
-from cockpit.rundir import atomic_write_json, write_status
+from cockpit.run.rundir import atomic_write_json, write_status
 from tests.recorded_runs import FAST, GIB, SLOW, record_run, two_recorded_runs
 
 

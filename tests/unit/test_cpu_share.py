@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from cockpit import cpu_share
-from cockpit.cpu_share import CpuShare, threads_for, trainer_running, yield_to_trainer
+from cockpit.training import cpu_share
+from cockpit.training.cpu_share import CpuShare, threads_for, trainer_running, yield_to_trainer
 
 
 def test_threads_are_the_cores_the_others_leave():
@@ -36,7 +36,7 @@ def test_the_first_sample_decides_later_changes_need_two():
 def test_a_trainer_process_is_found_by_its_command_line(tmp_path):
     proc = tmp_path / "proc"
     (proc / "123").mkdir(parents=True)
-    (proc / "123" / "cmdline").write_bytes(b"/usr/bin/python\0-m\0cockpit.trainer_main\0/runs/x\0")
+    (proc / "123" / "cmdline").write_bytes(b"/usr/bin/python\0-m\0cockpit.training.trainer_main\0/runs/x\0")
     (proc / "456").mkdir()
     (proc / "456" / "cmdline").write_bytes(b"vim\0notes.txt\0")
     (proc / "self").mkdir()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from cockpit import events as ev
+from cockpit.run import events as ev
 from cockpit.data import DataOptions, build_report, load_examples
 from cockpit.errors import CockpitError
-from cockpit.launch import prepare_run
-from cockpit.trainer import TrainingRun
+from cockpit.run.launch import prepare_run
+from cockpit.training.trainer import TrainingRun
 
 PEER = Path(__file__).resolve().parents[3] / "shared" / "peer-data"
 
@@ -126,7 +126,7 @@ def test_sharegpt_tool_turns_map_onto_chat_roles(tmp_path):
 
 
 def test_loss_weight_zero_keeps_a_turn_out_of_the_loss(tmp_path, bundled_tokenizer):
-    from cockpit.tokenize import encode_example
+    from cockpit.data.tokenize import encode_example
 
     row = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "first", "loss_weight": 0},
                         {"role": "user", "content": "b"}, {"role": "assistant", "content": "second", "loss_weight": 1}]}

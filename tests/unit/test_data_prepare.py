@@ -11,7 +11,7 @@ from cockpit.data import load_examples, split_examples
 from cockpit.data import prepare as prep
 from cockpit.data.fingerprint import tokenizer_fingerprint
 from cockpit.errors import CockpitError
-from cockpit.tokenize import tokenize_example
+from cockpit.data.tokenize import tokenize_example
 
 
 @pytest.fixture()
@@ -96,8 +96,8 @@ def test_old_entries_are_pruned(cache, tiny_config, bundled_tokenizer):
 
 def test_the_bundled_tokenizer_alone_and_the_materialized_model_share_a_fingerprint(bundled_tokenizer):
     """The preflight tokenizes with the tokenizer alone, the trainer with the model's: one cache entry."""
-    from cockpit.models import models_cache
-    from cockpit.recipe import load_tokenizer
+    from cockpit.models.sources import models_cache
+    from cockpit.training.recipe import load_tokenizer
 
     full = models_cache() / "smollm2-135m-instruct"
     if not (full / "tokenizer.json").is_file():
@@ -106,9 +106,9 @@ def test_the_bundled_tokenizer_alone_and_the_materialized_model_share_a_fingerpr
 
 
 def test_the_trainer_starts_from_what_the_start_check_cached(cache, tiny_config, monkeypatch):
-    from cockpit import events as ev
-    from cockpit.launch import prepare_run
-    from cockpit.trainer import TrainingRun
+    from cockpit.run import events as ev
+    from cockpit.run.launch import prepare_run
+    from cockpit.training.trainer import TrainingRun
 
     run_dir = prepare_run(tiny_config(max_steps=1))  # the check before the run exists tokenizes
     assert [p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")]

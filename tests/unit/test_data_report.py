@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from cockpit.data import build_report
-from cockpit.tokenize import encode_example, prompt_token_ids
+from cockpit.data.tokenize import encode_example, prompt_token_ids
 
 
 def _write(path, *lines):

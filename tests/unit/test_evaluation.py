@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from cockpit import events as ev
-from cockpit.launch import prepare_run
-from cockpit.trainer import TrainingRun
+from cockpit.run import events as ev
+from cockpit.run.launch import prepare_run
+from cockpit.training.trainer import TrainingRun
 
 from tests.conftest import write_jsonl  # noqa: E402
 
@@ -32,7 +32,7 @@ def finished_run(tiny_config, tmp_path):
 
 
 def test_eval_json_with_baseline_side_by_side(finished_run):
-    from cockpit.evaluation import evaluate_run
+    from cockpit.evaluation.heldout import evaluate_run
 
     run_dir, sink, _ = finished_run
     result = evaluate_run(run_dir, baseline=True, max_new_tokens=4)
@@ -62,15 +62,15 @@ def test_eval_cli_json_and_model_target(finished_run, tiny_model_dir):
     import sys
 
     run_dir, _, eval_file = finished_run
-    out = subprocess.run([sys.executable, "-m", "cockpit.cli", "eval", str(run_dir), "--json", "--max-new-tokens",
+    out = subprocess.run([sys.executable, "-m", "cockpit.cli.main", "eval", str(run_dir), "--json", "--max-new-tokens",
                           "2", "--limit", "1"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["baseline"] is None and len(doc["finetuned"]["examples"]) == 1
-    out = subprocess.run([sys.executable, "-m", "cockpit.cli", "eval", str(tiny_model_dir), "--baseline"],
+    out = subprocess.run([sys.executable, "-m", "cockpit.cli.main", "eval", str(tiny_model_dir), "--baseline"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 1 and "compares a run with its base model" in out.stderr
-    out = subprocess.run([sys.executable, "-m", "cockpit.cli", "eval", str(tiny_model_dir), "--data",
+    out = subprocess.run([sys.executable, "-m", "cockpit.cli.main", "eval", str(tiny_model_dir), "--data",
                           str(eval_file), "--max-new-tokens", "2"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "fact recall" in out.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cockpit import cli_export
+from cockpit.cli import export as cli_export
 from cockpit.errors import CockpitError
 from cockpit.export import runtime
 

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import pytest
 
-from cockpit.hardware import (
+from cockpit.planning.hardware import (
     HardwareProfile,
     detect_hardware,
     format_profile,
@@ -131,7 +131,7 @@ def test_the_report_of_a_cpu_profile():
 
 
 def test_versions_without_importing_torch():
-    code = ("import sys, cockpit.hardware as h, cockpit.catalog, cockpit.memory, cockpit.advisor;"
+    code = ("import sys, cockpit.planning.hardware as h, cockpit.models.catalog, cockpit.planning.memory, cockpit.planning.advisor;"
             "p = h.detect_hardware(); assert 'torch' not in sys.modules, 'torch imported';"
             "assert 'transformers' not in sys.modules; print(p.versions['torch'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
@@ -156,15 +156,14 @@ def test_profile_defaults_are_a_cpu():
 
 @pytest.mark.parametrize("limit_text, expected", [("max", None), ("1073741824", 1073741824)])
 def test_cgroup_memory_limit_parsing(monkeypatch, limit_text, expected):
-    from cockpit import hardware
-
+    from cockpit.planning import hardware
     monkeypatch.setattr(hardware, "_read_first", lambda *paths: limit_text)
     assert hardware._cgroup_memory_limit() == expected
 
 
 _ALLOCATOR_PROBE = """
 import ctypes, sys
-from cockpit.hardware import tune_cpu_allocator
+from cockpit.planning.hardware import tune_cpu_allocator
 if sys.argv[1] == "1":
     assert tune_cpu_allocator()
 libc = ctypes.CDLL("libc.so.6")

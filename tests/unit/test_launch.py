@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from cockpit.errors import CockpitError
-from cockpit.launch import check_launch, trainer_command
+from cockpit.run.launch import check_launch, trainer_command
 
 
 def test_one_process_runs_the_trainer_module_directly():
-    assert trainer_command(Path("/r"), resume=True) == [sys.executable, "-m", "cockpit.trainer_main", "/r", "--resume"]
+    assert trainer_command(Path("/r"), resume=True) == [sys.executable, "-m", "cockpit.training.trainer_main", "/r", "--resume"]
 
 
 def test_ddp_goes_through_accelerates_torchrun_launcher_with_the_cockpits_precision():
@@ -22,7 +22,7 @@ def test_ddp_goes_through_accelerates_torchrun_launcher_with_the_cockpits_precis
     # --multi_gpu is accelerate's torchrun path: NCCL on GPUs, gloo (MULTI_CPU) without CUDA;
     # without it accelerate would quietly start a single process on a CPU machine
     assert "--multi_gpu" in cmd and cmd[cmd.index("--mixed_precision") + 1] == "no"
-    assert cmd[-3:] == ["-m", "cockpit.trainer_main", "/r"]
+    assert cmd[-3:] == ["-m", "cockpit.training.trainer_main", "/r"]
 
 
 def test_an_accelerate_config_decides_the_strategy(tmp_path):

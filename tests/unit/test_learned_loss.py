@@ -9,9 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from cockpit.data.records import Example  # noqa: E402
-from cockpit.learned_loss import IGNORE_INDEX, LearnedLoss, chunk_rows, linear_cross_entropy_sum  # noqa: E402
-from cockpit.recipe import load_model, pick_precision  # noqa: E402
-from cockpit.tokenize import DataCollator, tokenize_example  # noqa: E402
+from cockpit.training.learned_loss import IGNORE_INDEX, LearnedLoss, chunk_rows, linear_cross_entropy_sum  # noqa: E402
+from cockpit.training.recipe import load_model, pick_precision  # noqa: E402
+from cockpit.data.tokenize import DataCollator, tokenize_example  # noqa: E402
 
 CONVERSATIONS = [
     [("user", "What is 2+2?"), ("assistant", "4")],
@@ -140,7 +140,7 @@ def test_packed_sdpa_equals_sdpa_with_the_packed_mask(learned, tiny_model_dir, b
     with its block-diagonal mask (and as padding), on a model with grouped-query attention."""
     from transformers import AutoModelForCausalLM
 
-    from cockpit.packed_attention import NAME, register, segment_bounds
+    from cockpit.training.packed_attention import NAME, register, segment_bounds
 
     register()
     feats = _features(bundled_tokenizer)
@@ -160,7 +160,7 @@ def test_packed_sdpa_equals_sdpa_with_the_packed_mask(learned, tiny_model_dir, b
 def test_packed_sdpa_leaves_padded_batches_and_generation_to_sdpa(tiny_model_dir, bundled_tokenizer):
     from transformers import AutoModelForCausalLM
 
-    from cockpit.packed_attention import NAME, register
+    from cockpit.training.packed_attention import NAME, register
 
     register()
     batch = DataCollator(bundled_tokenizer)(_features(bundled_tokenizer))
@@ -178,9 +178,9 @@ def test_packed_sdpa_leaves_padded_batches_and_generation_to_sdpa(tiny_model_dir
 def test_training_runs_match_transformers_loss_with_gradient_accumulation(packing, tiny_config):
     """Whole runs through the Trainer, 2 micro-batches per step: the same loss and gradient
     norm at every step with the learned-position loss as with transformers' own."""
-    from cockpit import events as ev
-    from cockpit.launch import prepare_run
-    from cockpit.trainer import TrainingRun
+    from cockpit.run import events as ev
+    from cockpit.run.launch import prepare_run
+    from cockpit.training.trainer import TrainingRun
 
     steps = {}
     for learned in (False, True):

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cockpit.catalog import ModelSpec, load_catalog, lookup
+from cockpit.models.catalog import ModelSpec, load_catalog, lookup
 from cockpit.errors import CockpitError
-from cockpit.memory import (
+from cockpit.planning.memory import (
     ALL_LINEAR,
     BREAKDOWN_KEYS,
     NF4_BYTES_PER_PARAM,
@@ -83,7 +83,7 @@ def test_transformers_loss_logits_are_twelve_bytes_per_vocabulary_entry_per_toke
 
 
 def test_learned_loss_logits_are_one_chunk_whatever_the_batch():
-    from cockpit.learned_loss import chunk_rows
+    from cockpit.training.learned_loss import chunk_rows
 
     rows = chunk_rows(SMOL.vocab, "cpu")
     for batch, seq in ((4, 512), (16, 2048)):
@@ -227,7 +227,7 @@ def _tiny(arch: str, layers: int, method: str, dropout: float, targets):
     ("gemma2", "lora", 2, 32, 0.05, ALL_LINEAR),  # eager attention keeps s x s matrices
 ])
 def test_layer_activations_match_what_autograd_saves(arch, method, batch, seq, dropout, targets):
-    from cockpit.catalog import spec_from_config
+    from cockpit.models.catalog import spec_from_config
 
     totals = []
     for layers in (2, 3):  # the difference is exactly one decoder layer

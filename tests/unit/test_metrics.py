@@ -1,4 +1,4 @@
-"""cockpit.metrics against values worked out by hand (the arithmetic is in the comments) and,
+"""cockpit.evaluation.metrics against values worked out by hand (the arithmetic is in the comments) and,
 for ROUGE and BLEU, against the reference libraries themselves (rouge_score, sacrebleu)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cockpit.metrics import (
+from cockpit.evaluation.metrics import (
     aggregate,
     bleu,
     exact_match,

@@ -28,7 +28,7 @@ from cockpit.data.preference_formats import (FORMS, NOT_PREFERENCE, PreferenceEx
 from cockpit.data.preference_report import build_preference_report
 from cockpit.data.records import RecordError
 from cockpit.errors import CockpitError
-from cockpit.tokenize import _encode, _render
+from cockpit.data.tokenize import _encode, _render
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data"
@@ -515,12 +515,12 @@ def test_the_peer_preference_datasets_load_without_problems(name, fmt, form, cou
 def cli(monkeypatch, bundled_tokenizer):
     """``llm-cockpit`` in-process, with the session's bundled tokenizer and no CPU yielding
     (which would set thread variables for the rest of the session)."""
-    import cockpit.cli_data
-    import cockpit.cpu_share
-    from cockpit.cli import main
+    import cockpit.cli.data
+    import cockpit.training.cpu_share
+    from cockpit.cli.main import main
 
-    monkeypatch.setattr(cockpit.cpu_share, "yield_to_trainer", lambda: False)
-    monkeypatch.setattr(cockpit.cli_data, "load_tokenizer_for", lambda model: bundled_tokenizer)
+    monkeypatch.setattr(cockpit.training.cpu_share, "yield_to_trainer", lambda: False)
+    monkeypatch.setattr(cockpit.cli.data, "load_tokenizer_for", lambda model: bundled_tokenizer)
     return main
 
 

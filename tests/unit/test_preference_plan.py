@@ -1,5 +1,5 @@
 """Preference tuning without training: the checklist's preference rules, the stage helpers
-(``cockpit.stages``), the memory estimator's preference stages, ``plan --stage`` and the
+(``cockpit.training.stages``), the memory estimator's preference stages, ``plan --stage`` and the
 follower's stage series."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from importlib.metadata import version
 
 import pytest
 
-from cockpit import events as ev
-from cockpit.advice import ADVICE
-from cockpit.catalog import lookup
-from cockpit.checklist import Checklist
+from cockpit.run import events as ev
+from cockpit.training.advice import ADVICE
+from cockpit.models.catalog import lookup
+from cockpit.training.checklist import Checklist
 from cockpit.config import build_config
 from cockpit.errors import CockpitError
-from cockpit.follow import RunState
-from cockpit.memory import BREAKDOWN_KEYS, estimate_for_config, estimate_memory, weight_bytes
-from cockpit.stages import check_stage, stage_charts, stage_metrics, trl_classes
+from cockpit.run.follow import RunState
+from cockpit.planning.memory import BREAKDOWN_KEYS, estimate_for_config, estimate_memory, weight_bytes
+from cockpit.training.stages import check_stage, stage_charts, stage_metrics, trl_classes
 
 SMOL = lookup("HuggingFaceTB/SmolLM2-135M")
 BUNDLED = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -28,7 +28,7 @@ def kinds(warnings):
 
 
 def pref(margin, accuracy=0.9, chosen=None, rejected=None):
-    """One logged step of a DPO run, as :func:`cockpit.stages.stage_metrics` hands it on."""
+    """One logged step of a DPO run, as :func:`cockpit.training.stages.stage_metrics` hands it on."""
     out = {"rewards/margins": margin, "rewards/accuracies": accuracy}
     if chosen is not None:
         out["rewards/chosen"] = chosen
@@ -160,7 +160,7 @@ def test_kto_logs_with_a_margin_and_no_accuracy_are_judged_without_crashing():
     assert kinds(c.preference(n + 1, {"rewards/margins": c.margin_max + 3})) == ["pref_margin_high"]
 
 
-# -- 2. cockpit.stages --------------------------------------------------------------------
+# -- 2. cockpit.training.stages --------------------------------------------------------------------
 
 def test_stage_metrics_keeps_rewards_logps_and_kl_and_drops_the_rest():
     logs = {
@@ -258,7 +258,7 @@ def test_dpo_puts_twice_the_sequences_through_the_forward_pass(method):
 
 def test_trls_fused_head_on_a_cpu_holds_nine_fp32_tiles():
     """TRL's torch fallback: one tile of min(rows, 4096) x min(V, 32768), nine times in fp32."""
-    from cockpit.memory import TRL_CPU_TILE_BUFFERS, trl_head_bytes
+    from cockpit.planning.memory import TRL_CPU_TILE_BUFFERS, trl_head_bytes
 
     tokens = 8 * 256
     tile = min(tokens, 4096) * min(SMOL.vocab, 32768)
@@ -338,7 +338,7 @@ def test_estimate_for_config_follows_stage_method_and_from_run():
 # -- 4. llm-cockpit plan --stage ----------------------------------------------------------
 
 def plan(capsys, *args):
-    from cockpit.cli import main
+    from cockpit.cli.main import main
 
     capsys.readouterr()
     assert main(["plan", BUNDLED, "--vram", "24", *args]) == 0

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cockpit import events as ev
+from cockpit.run import events as ev
 from cockpit.errors import CockpitError
-from cockpit.launch import prepare_run
-from cockpit.rundir import read_status
-from cockpit.trainer import TrainingRun
+from cockpit.run.launch import prepare_run
+from cockpit.run.rundir import read_status
+from cockpit.training.trainer import TrainingRun
 from tests.conftest import TINY_ROWS, write_jsonl
 
 PROMPT_IDS = [[1, 17, 230, 45, 99, 3, 12, 40]]
@@ -150,7 +150,7 @@ def test_a_continued_chain_keeps_training_the_sft_adapter(pref_config, sft_run, 
 
 
 def test_a_stopped_dpo_run_resumes_loss_for_loss(pref_config):
-    from cockpit.callbacks import StopFlag
+    from cockpit.training.callbacks import StopFlag
 
     cfg = pref_config(max_steps=6, save_steps=100, lr_scheduler="cosine", warmup_ratio=0.2)
     _, straight, _, _ = train(cfg)
@@ -200,7 +200,7 @@ def test_bad_preference_starts_are_refused_before_a_run_exists(pref_config, tiny
 
 
 def test_preference_eval_scores_the_run_against_the_model_it_started_from(pref_config, tmp_path):
-    from cockpit.preference_eval import evaluate_preference_run
+    from cockpit.evaluation.preference import evaluate_preference_run
 
     run_dir, _, state, _ = train(pref_config(max_steps=6, lr=1e-2, eval_split=0.25))
     assert state == "finished"

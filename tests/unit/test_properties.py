@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, reject, settings
 from hypothesis import strategies as st
 
-from cockpit import events as ev
-from cockpit import rundir
+from cockpit.run import events as ev
+from cockpit.run import rundir
 from cockpit.config import (
     METHODS,
     PRECISIONS,
@@ -35,8 +35,8 @@ from cockpit.config import (
     validate,
 )
 from cockpit.errors import CockpitError
-from cockpit.follow import SERIES_NAMES, RunState, Series, num
-from cockpit.rundir import (
+from cockpit.run.follow import SERIES_NAMES, RunState, Series, num
+from cockpit.run.rundir import (
     ACTIVE_STATES,
     FINAL_STATES,
     STATUS_FILE,
@@ -122,7 +122,7 @@ def write_events(path: Path, events: list[ev.Event]) -> None:
 def test_events_round_trip_through_the_jsonl_sink(events):
     """Every event comes back with its type and fields; the only normalization is the
     documented one: non-finite floats are written as the strings ``"nan"``/``"inf"``/``"-inf"``
-    (which :func:`cockpit.follow.num` reads back as floats)."""
+    (which :func:`cockpit.run.follow.num` reads back as floats)."""
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "events.jsonl"
         write_events(path, events)

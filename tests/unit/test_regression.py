@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from cockpit import events as ev
-from cockpit.launch import prepare_run
-from cockpit.trainer import TrainingRun
+from cockpit.run import events as ev
+from cockpit.run.launch import prepare_run
+from cockpit.training.trainer import TrainingRun
 
 pytest.importorskip("lm_eval", reason="lm-eval is the `eval` extra (make test installs it)")
 
-from cockpit import regression  # noqa: E402
-from cockpit.cli import main  # noqa: E402
+from cockpit.evaluation import regression  # noqa: E402
+from cockpit.cli.main import main  # noqa: E402
 
 
 def _stub_run(tmp_path):
@@ -70,7 +70,7 @@ def _fingerprint(model) -> float:
 
 
 def test_regression_scores_base_and_tuned_and_merges_eval_json(lora_run, monkeypatch, capsys):
-    from cockpit.evaluation import load_inference_model
+    from cockpit.evaluation.heldout import load_inference_model
     from cockpit.run_config import load_run_config
 
     (lora_run / "eval.json").write_text(json.dumps({"version": 1, "finetuned": {"metrics": {"bleu": 0.5}}}))
@@ -107,7 +107,7 @@ def test_regression_scores_base_and_tuned_and_merges_eval_json(lora_run, monkeyp
     assert seen["tuned"] != pytest.approx(seen["base"], rel=1e-6)
 
     # a later plain eval rewrites its own part of eval.json and keeps the regression section
-    from cockpit.evaluation import evaluate_run
+    from cockpit.evaluation.heldout import evaluate_run
 
     evaluate_run(lora_run, max_new_tokens=2, limit=1)
     again = json.loads((lora_run / "eval.json").read_text())
@@ -174,7 +174,7 @@ def test_full_fine_tune_scores_the_base_after_the_tuned_model(tiny_config, monke
     monkeypatch.setattr(regression, "score", lambda lm, *a: (order.append(_fingerprint(lm.model)),
                                                              real_score(lm, *a))[1])
     section = regression.run_regression(run_dir, limit=2)
-    from cockpit.evaluation import load_inference_model
+    from cockpit.evaluation.heldout import load_inference_model
 
     base_model, _ = load_inference_model(cfg.model)
     tuned_fp, base_fp = order  # the tuned weights are loaded first, then freed for the base
@@ -185,7 +185,7 @@ def test_full_fine_tune_scores_the_base_after_the_tuned_model(tiny_config, monke
 
 
 def test_at_a_terminal_the_install_is_offered(tmp_path, monkeypatch, capsys):
-    from cockpit import cli_regression
+    from cockpit.cli import regression as cli_regression
     from cockpit.errors import CockpitError
 
     monkeypatch.setitem(sys.modules, "lm_eval", None)

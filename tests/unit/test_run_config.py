@@ -10,9 +10,9 @@ import yaml
 
 from cockpit.config import BUNDLED_MODEL, build_config
 from cockpit.paths import DATA_DIR
-from cockpit.rundir import CONFIG_FILE
+from cockpit.run.rundir import CONFIG_FILE
 from cockpit.run_config import finalize_config, load_run_config, origin_dir, resolve_data_path
-from cockpit.runs_registry import registered_roots
+from cockpit.run.registry import registered_roots
 
 
 def test_relative_paths_become_absolute_and_hub_ids_stay(tmp_path, monkeypatch, tiny_model_dir):
@@ -50,7 +50,7 @@ def test_the_default_data_resolves_to_the_bundled_file_outside_the_project(tmp_p
 
 
 def test_prepare_run_writes_absolute_paths_and_remembers_the_root(tmp_path, monkeypatch, tiny_model_dir, tiny_data):
-    from cockpit.launch import prepare_run
+    from cockpit.run.launch import prepare_run
 
     project = tmp_path / "proj"
     project.mkdir()

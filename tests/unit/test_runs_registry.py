@@ -10,8 +10,8 @@ import pytest
 
 from cockpit.errors import CockpitError
 from cockpit.paths import state_dir
-from cockpit.rundir import LATEST, atomic_symlink, write_status
-from cockpit.runs_registry import (find_run, known_roots, list_all_runs, register_root, registered_roots,
+from cockpit.run.rundir import LATEST, atomic_symlink, write_status
+from cockpit.run.registry import (find_run, known_roots, list_all_runs, register_root, registered_roots,
                                    registry_path, run_spec)
 
 

@@ -1,4 +1,4 @@
-"""cockpit.speedups decides what a run gets: exact speed-ups on by default, impossible
+"""cockpit.training.speedups decides what a run gets: exact speed-ups on by default, impossible
 explicit requests refused with one line before a run directory exists."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 
 from cockpit.config import build_config, config_from_dict
 from cockpit.errors import CockpitError
-from cockpit.packed_attention import NAME as PACKED_SDPA
-from cockpit.speedups import check_speedups, plain_head, resolve_speedups
+from cockpit.training.packed_attention import NAME as PACKED_SDPA
+from cockpit.training.speedups import check_speedups, plain_head, resolve_speedups
 
 
 def _cfg(**overrides):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from cockpit import events as ev
-from cockpit.callbacks import StopFlag
-from cockpit.launch import prepare_run
-from cockpit.trainer import TrainingRun
+from cockpit.run import events as ev
+from cockpit.training.callbacks import StopFlag
+from cockpit.run.launch import prepare_run
+from cockpit.training.trainer import TrainingRun
 from tests.unit.test_train import Recorded
 
 PROBES = {"sample_count": 2, "sample_max_new_tokens": 8}
@@ -18,8 +18,8 @@ def base_answers(model_dir, prompts, max_new_tokens):
     """What the untrained model says: loaded afresh, no adapter anywhere."""
     from transformers import AutoModelForCausalLM
 
-    from cockpit.generate import generate
-    from cockpit.recipe import load_tokenizer
+    from cockpit.models.generate import generate
+    from cockpit.training.recipe import load_tokenizer
 
     model = AutoModelForCausalLM.from_pretrained(str(model_dir))
     return generate(model, load_tokenizer(model_dir), prompts, max_new_tokens)
@@ -65,7 +65,7 @@ def test_lora_reports_each_phase_first_and_gives_the_base_answers_after_the_firs
 def test_the_time_of_the_base_answers_is_not_training_time(tmp_path):
     import time
 
-    from cockpit.callbacks import EventCallback, TokenCounter
+    from cockpit.training.callbacks import EventCallback, TokenCounter
 
     cb = EventCallback(ev.ListSink(), tmp_path, TokenCounter(), StopFlag(), None, 0, 0, start_step=0)
     t0, calls = cb.session_t0, []
@@ -93,7 +93,7 @@ def test_base_answers_with_trained_adapters_switched_off_are_the_untrained_model
     baseline: the answers are the untrained model's, and with the adapters on they differ."""
     import torch
 
-    from cockpit.generate import generate
+    from cockpit.models.generate import generate
 
     run = TrainingRun(prepare_run(tiny_config(**PROBES)), sink=ev.ListSink())
     run.setup()
@@ -142,7 +142,7 @@ def test_a_run_stopped_before_its_base_answers_gets_them_once_on_resume(tiny_con
 
 def test_materializing_is_announced_only_when_there_is_something_to_convert(tmp_path):
     from cockpit.errors import CockpitError
-    from cockpit.models import materialize_gguf
+    from cockpit.models.sources import materialize_gguf
 
     heard = []
     done = tmp_path / "done"

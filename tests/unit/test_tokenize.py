@@ -1,4 +1,4 @@
-"""Tokenization, loss masking and batching (cockpit/tokenize.py) on the bundled tokenizer."""
+"""Tokenization, loss masking and batching (cockpit/data/tokenize.py) on the bundled tokenizer."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from cockpit.data import Example
 from cockpit.errors import CockpitError
-from cockpit.tokenize import (
+from cockpit.data.tokenize import (
     IGNORE_INDEX,
     DataCollator,
     TokenizedExample,

@@ -8,7 +8,7 @@ import pytest
 
 from cockpit.config import build_config
 from cockpit.errors import CockpitError
-from cockpit.trackers import check_trackers, tracker_environment, tracker_names
+from cockpit.training.trackers import check_trackers, tracker_environment, tracker_names
 
 
 def test_names_parse_and_none_means_no_tracker():
@@ -31,7 +31,7 @@ def test_none_and_the_default_are_valid_config_values():
 
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed here")
 def test_a_tracker_that_is_not_installed_is_refused_before_any_run_directory(tiny_config, tmp_path):
-    from cockpit.launch import preflight
+    from cockpit.run.launch import preflight
 
     cfg = tiny_config(report_to="tensorboard,wandb")
     with pytest.raises(CockpitError) as err:
@@ -55,9 +55,9 @@ def test_local_trackers_write_inside_the_run_directory(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("report_to, tfevents", [("tensorboard", True), ("none", False)])
 def test_the_trainer_logs_to_tensorboard_only_when_asked(tiny_config, report_to, tfevents):
-    from cockpit import events as ev
-    from cockpit.launch import prepare_run
-    from cockpit.trainer import TrainingRun
+    from cockpit.run import events as ev
+    from cockpit.run.launch import prepare_run
+    from cockpit.training.trainer import TrainingRun
 
     cfg = tiny_config(report_to=report_to, max_steps=2, save_steps=100)
     run_dir = prepare_run(cfg)

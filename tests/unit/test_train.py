@@ -8,10 +8,10 @@ import math
 
 import pytest
 
-from cockpit import events as ev
-from cockpit.launch import prepare_run
-from cockpit.rundir import read_status
-from cockpit.trainer import TrainingRun, newest_complete_checkpoint
+from cockpit.run import events as ev
+from cockpit.run.launch import prepare_run
+from cockpit.run.rundir import read_status
+from cockpit.training.trainer import TrainingRun, newest_complete_checkpoint
 
 
 def run(cfg, sink=None, resume=False, run_dir=None, stop=None):
@@ -106,7 +106,7 @@ def test_stopped_run_resumes_at_the_saved_step_with_the_same_curve(tiny_config):
     """Stop after step 3 (SIGTERM's path: the stop flag), resume, and compare with a run
     that was never interrupted: same steps, same losses (optimizer, scheduler, RNG and data
     order restored)."""
-    from cockpit.callbacks import StopFlag
+    from cockpit.training.callbacks import StopFlag
 
     cfg = tiny_config(max_steps=6, save_steps=100, lr_scheduler="cosine", warmup_ratio=0.2)
     _, straight, _ = run(cfg)
@@ -150,7 +150,7 @@ def test_half_written_checkpoint_is_never_chosen(tmp_path):
 
 
 def _callback(tmp_path, sink):
-    from cockpit.callbacks import EventCallback, StopFlag, TokenCounter
+    from cockpit.training.callbacks import EventCallback, StopFlag, TokenCounter
 
     (tmp_path / "status.json").write_text("{}")
     return EventCallback(sink, tmp_path, TokenCounter(), StopFlag(), None, 0, patience=2, start_step=0)
@@ -206,7 +206,7 @@ def test_eta_after_a_resume_comes_from_this_sessions_speed(tmp_path):
     left. Counting the old steps as this session's would say about 8 s."""
     import time
 
-    from cockpit.callbacks import EventCallback, StopFlag, TokenCounter
+    from cockpit.training.callbacks import EventCallback, StopFlag, TokenCounter
 
     cb = EventCallback(ev.ListSink(), tmp_path, TokenCounter(), StopFlag(), None, 0, 0, start_step=100)
     cb.session_t0 = time.time() - 10.0
@@ -245,7 +245,7 @@ def test_flat_eval_loss_and_a_hot_idle_gpu_reach_the_event_log(tmp_path):
     through them and come out as warning events with the checklist's advice."""
     from types import SimpleNamespace
 
-    from cockpit.advice import ADVICE
+    from cockpit.training.advice import ADVICE
 
     sink = ev.ListSink()
     cb = _callback(tmp_path, sink)
@@ -269,10 +269,10 @@ def test_a_run_starved_by_slow_data_loading_warns_slow_io(tiny_config, monkeypat
     import functools
     import time
 
-    import cockpit.callbacks
-    from cockpit.advice import ADVICE
-    from cockpit.checklist import Checklist
-    from cockpit.tokenize import DataCollator
+    import cockpit.training.callbacks
+    from cockpit.training.advice import ADVICE
+    from cockpit.training.checklist import Checklist
+    from cockpit.data.tokenize import DataCollator
 
     build = DataCollator.__call__
 
@@ -281,7 +281,7 @@ def test_a_run_starved_by_slow_data_loading_warns_slow_io(tiny_config, monkeypat
         return build(self, features)
 
     monkeypatch.setattr(DataCollator, "__call__", slow)
-    monkeypatch.setattr(cockpit.callbacks, "Checklist", functools.partial(Checklist, io_window=4, io_warmup=1))
+    monkeypatch.setattr(cockpit.training.callbacks, "Checklist", functools.partial(Checklist, io_window=4, io_warmup=1))
     _, sink, _ = run(tiny_config(max_steps=7, save_steps=100))
     slow_io = [w for w in sink.of_type(ev.Warning) if w.kind == "slow_io"]
     assert len(slow_io) == 1 and slow_io[0].advice == ADVICE["slow_io"]
@@ -291,9 +291,9 @@ def test_a_run_starved_by_slow_data_loading_warns_slow_io(tiny_config, monkeypat
 def test_a_run_with_fast_data_does_not_warn_slow_io(tiny_config, monkeypatch):
     import functools
 
-    import cockpit.callbacks
-    from cockpit.checklist import Checklist
+    import cockpit.training.callbacks
+    from cockpit.training.checklist import Checklist
 
-    monkeypatch.setattr(cockpit.callbacks, "Checklist", functools.partial(Checklist, io_window=4, io_warmup=1))
+    monkeypatch.setattr(cockpit.training.callbacks, "Checklist", functools.partial(Checklist, io_window=4, io_warmup=1))
     _, sink, _ = run(tiny_config(max_steps=7, save_steps=100))
     assert not [w for w in sink.of_type(ev.Warning) if w.kind in ("slow_io", "mem_high")]

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from cockpit.run.follow import RunState, fmt_duration, fmt_num, summary_line
-from cockpit.run.rundir import ACTIVE_STATES
+from cockpit.run.status import ACTIVE_STATES
 from cockpit.training.stages import stage_charts
 from screens import services
 from screens.confirm import ConfirmScreen

@@ -79,7 +79,7 @@ class RunsScreen(Screen[None]):
             self.notify("No run to talk to yet.", severity="warning")
             return
         run_dir = Path(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
-        from cockpit.run.rundir import effective_status
+        from cockpit.run.status import effective_status
 
         state = str(effective_status(run_dir).get("state", "unknown"))
         if state not in ("finished", "stopped"):

@@ -31,7 +31,7 @@ def make_chat_run(root: Path, base: Path, *, method: str = "lora", state: str = 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from cockpit.config import TrainConfig, config_to_yaml
-    from cockpit.run.rundir import write_status
+    from cockpit.run.status import write_status
 
     run = root / name
     (run / "model").mkdir(parents=True)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from cockpit.run import events as ev
 from cockpit.config import config_from_dict, config_to_yaml
-from cockpit.run.rundir import CONFIG_FILE, write_status
+from cockpit.run.rundir import CONFIG_FILE
+from cockpit.run.status import write_status
 
 GIB = 2**30
 T0 = 1796000000.0

@@ -49,7 +49,7 @@ def resolve_target(spec: str | None, output_dir: str | os.PathLike[str] | None =
 def run_weights(run_dir: Path) -> tuple[Path, bool, str | None]:
     """(directory with the trained weights, whether it is a LoRA adapter, a note) of a run:
     ``model/`` of a finished run, the newest complete checkpoint of a stopped or failed one."""
-    from cockpit.run.rundir import ACTIVE_STATES, effective_status
+    from cockpit.run.status import ACTIVE_STATES, effective_status
 
     state = str(effective_status(run_dir).get("state", "unknown"))
     model_dir = run_dir / "model"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -203,13 +204,13 @@ def cmd_stop(args) -> int:
 
 def cmd_resume(args) -> int:
     from cockpit.run.launch import check_resumable, resume_layout, resume_run, single_process
-    from cockpit.run.rundir import write_status
+    from cockpit.run.status import write_launch
 
     run_dir = find_run(args.run, args.output_dir)
     layout = resume_layout(run_dir, args.num_processes, args.accelerate_config)
     if args.foreground and single_process(*layout):
         check_resumable(run_dir)
-        write_status(run_dir, state="starting")
+        write_launch(run_dir, new_session=True, pid=os.getpid())  # this process is the trainer
         print(run_dir, flush=True)
         return run_foreground(run_dir, resume=True)
     resumed_at = time.time()

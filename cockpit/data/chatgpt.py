@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.errors import CockpitError
-from cockpit.run.rundir import atomic_write_text
+from cockpit.run.atomic import atomic_write_text
 
 _TEXT_TYPES = ("text", "multimodal_text")
 

@@ -29,7 +29,7 @@ from typing import Any, Callable
 from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError
 from cockpit.run_config import load_run_config
-from cockpit.run.rundir import atomic_write_json
+from cockpit.run.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 EVAL_FILE = "eval.json"

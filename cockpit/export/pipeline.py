@@ -21,7 +21,7 @@ from typing import Any
 from cockpit.errors import UsageError
 from cockpit.export import convert, doctor, hub, merge, modelfile, ollama, runtime, source, verify
 from cockpit.export.exportlog import LOG_FILE, ExportLog
-from cockpit.run.rundir import atomic_write_json, atomic_write_text
+from cockpit.run.atomic import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from typing import Any
 from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError
 from cockpit.run_config import load_run_config
-from cockpit.run.rundir import CONFIG_FILE, EVENTS_FILE, EXPORT_DIR, MODEL_DIR, effective_status
+from cockpit.run.rundir import CONFIG_FILE, EVENTS_FILE, EXPORT_DIR, MODEL_DIR
+from cockpit.run.status import effective_status
 
 log = logging.getLogger(__name__)
 

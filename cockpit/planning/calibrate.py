@@ -41,7 +41,7 @@ from typing import Any
 from cockpit.errors import CockpitError
 from cockpit.planning.memory import ALL_LINEAR, CUDA_CONTEXT_BYTES, METHODS, estimate_memory
 from cockpit.paths import cache_dir
-from cockpit.run.rundir import atomic_write_json
+from cockpit.run.atomic import atomic_write_json
 
 TINY = "tiny"
 BUNDLED = "smollm2-135m"

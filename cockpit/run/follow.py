@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.run import events as ev
-from cockpit.run.rundir import EVENTS_FILE, FINAL_STATES, effective_status
+from cockpit.run.rundir import EVENTS_FILE
+from cockpit.run.status import FINAL_STATES, effective_status
 # the words both viewers show live in cockpit.run.words; imported from here by the viewers too
 from cockpit.run.words import (fmt_age, fmt_bytes, fmt_duration, fmt_num, num, phase_clock,  # noqa: F401
                            phase_line, summary_line)

@@ -2,8 +2,9 @@
 
 The trainer always runs as its own process in its own session (``start_new_session``):
 stdin closed, stdout and stderr into ``train.log``. Closing the terminal, dropping the
-SSH connection or quitting the TUI does not touch it. Viewers find it through
-``status.json`` (its pid) and follow ``events.jsonl``.
+SSH connection or quitting the TUI does not touch it. The launcher writes only
+``launch.json`` (the pid it spawned, the layout); viewers read the merged status
+(:mod:`cockpit.run.status`) and follow ``events.jsonl``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 from cockpit.config import TrainConfig, config_to_yaml
 from cockpit.errors import CockpitError
 from cockpit.run_config import finalize_config
-from cockpit.run.rundir import (ACTIVE_STATES, CONFIG_FILE, LOG_FILE, atomic_write_text, create_run_dir, effective_status,
-                            pid_alive, read_status, write_status)
+from cockpit.run.rundir import CONFIG_FILE, LOG_FILE, create_run_dir
+from cockpit.run.status import ACTIVE_STATES, effective_status, pid_alive, read_status, write_launch
+from cockpit.run.atomic import atomic_write_text
 from cockpit.run.registry import register_root
 
 CONFIG_HEADER = ("# The resolved configuration of this run (preset + config file + overrides).\n"
@@ -67,8 +69,7 @@ def prepare_run(cfg: TrainConfig, progress=None) -> Path:
     run_dir = create_run_dir(cfg.output_dir, cfg.run_name)
     register_root(run_dir.parent)
     atomic_write_text(run_dir / CONFIG_FILE, CONFIG_HEADER + config_to_yaml(cfg))
-    write_status(run_dir, state="starting", pid=None, model=cfg.model, method=cfg.method, step=0,
-                 total_steps=0, started=time.time())
+    write_launch(run_dir, new_session=True, pid=None, model=cfg.model, method=cfg.method, started=time.time())
     return run_dir
 
 
@@ -108,7 +109,7 @@ def trainer_command(run_dir: Path, resume: bool = False, num_processes: int = 1,
 def spawn_trainer(run_dir: Path, resume: bool = False, num_processes: int = 1,
                   accelerate_config: str | None = None) -> int:
     """Start the detached trainer for ``run_dir``; returns its pid (the launcher's, for DDP,
-    until rank 0 writes its own into ``status.json``)."""
+    until rank 0 writes its own into ``status.json``), written to the launcher's own ``launch.json``."""
     check_launch(num_processes, accelerate_config)
     log_path = run_dir / LOG_FILE
     env = dict(os.environ)
@@ -121,7 +122,7 @@ def spawn_trainer(run_dir: Path, resume: bool = False, num_processes: int = 1,
             start_new_session=True, close_fds=True, env=env, cwd=os.getcwd(),
         )
     # Remembered so that `resume` relaunches the same layout (the RNG state is saved per rank).
-    write_status(run_dir, pid=proc.pid, launcher_pid=proc.pid, num_processes=num_processes,
+    write_launch(run_dir, pid=proc.pid, launcher_pid=proc.pid, num_processes=num_processes,
                  accelerate_config=str(Path(accelerate_config).resolve()) if accelerate_config else None)
     return proc.pid
 
@@ -190,7 +191,7 @@ def resume_run(run_dir: Path, num_processes: int | None = None, accelerate_confi
     """
     check_resumable(run_dir)
     num_processes, accelerate_config = resume_layout(run_dir, num_processes, accelerate_config)
-    write_status(run_dir, state="starting", error=None, advice=None)
+    write_launch(run_dir, new_session=True)
     return spawn_trainer(run_dir, resume=True, num_processes=num_processes, accelerate_config=accelerate_config)
 
 

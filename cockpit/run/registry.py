@@ -39,7 +39,8 @@ from pathlib import Path
 
 from cockpit.errors import CockpitError
 from cockpit.paths import state_dir
-from cockpit.run.rundir import LATEST, RunInfo, as_run_path, atomic_write_json, list_runs, matching_runs, resolve_run
+from cockpit.run.rundir import LATEST, RunInfo, as_run_path, list_runs, matching_runs, resolve_run
+from cockpit.run.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 

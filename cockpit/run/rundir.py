@@ -3,29 +3,27 @@
 Layout (DESIGN.md section 3)::
 
     <output_dir>/<YYYY-mm-dd_HH-MM-SS>[-name]/
-        config_used.yaml  status.json  events.jsonl  train.log
+        config_used.yaml  status.json  launch.json  events.jsonl  train.log
         checkpoints/  model/  logs/  eval.json  export/
     <output_dir>/latest -> the newest run
 
 Every file a reader polls (``status.json``, ``latest``) is replaced atomically
-(write a temporary file beside it, then ``os.replace``), so a reader sees the old
-version or the new one, never half of one.
+(:mod:`cockpit.run.atomic`), so a reader sees the old version or the new one, never half
+of one; :mod:`cockpit.run.status` owns the two status files and their writers.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cockpit.errors import CockpitError
+from cockpit.run.atomic import atomic_symlink
+from cockpit.run.status import effective_status, is_run_dir
 
-STATUS_FILE = "status.json"
 EVENTS_FILE = "events.jsonl"
 CONFIG_FILE = "config_used.yaml"
 LOG_FILE = "train.log"
@@ -33,48 +31,8 @@ MODEL_DIR = "model"
 """The run's result: its LoRA adapter (or full weights) and tokenizer."""
 EXPORT_DIR = "export"
 LATEST = "latest"
-ACTIVE_STATES = ("starting", "running")
-FINAL_STATES = ("finished", "failed", "stopped")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """JSON variant of :func:`atomic_write_text` (indented, UTF-8)."""
-    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
-    # a lone surrogate (an error naming a non-UTF-8 file) can only be inside a JSON string:
-    # written as the JSON escape \udXXX it reads back as it was
-    atomic_write_text(path, text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
-
-
-def atomic_symlink(target: str | os.PathLike[str], link: str | os.PathLike[str]) -> None:
-    """Point ``link`` at ``target`` atomically (new link beside it, then rename over)."""
-    link = Path(link)
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
-    try:
-        tmp.unlink()
-    except FileNotFoundError:
-        pass
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
 
 
 def ensure_runs_root(root: Path) -> None:
@@ -113,61 +71,6 @@ def create_run_dir(output_dir: str | os.PathLike[str], name: str | None = None) 
         (candidate / sub).mkdir()
     atomic_symlink(candidate.name, root / LATEST)
     return candidate
-
-
-def write_status(run_dir: str | os.PathLike[str], **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into ``status.json`` and replace it atomically; returns the new status."""
-    run_dir = Path(run_dir)
-    status = read_status(run_dir)
-    status.update(fields)
-    status["updated"] = _dt.datetime.now().timestamp()
-    atomic_write_json(run_dir / STATUS_FILE, status)
-    return status
-
-
-def read_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The raw ``status.json`` (empty dict when missing or unreadable)."""
-    try:
-        data = json.loads((Path(run_dir) / STATUS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def pid_alive(pid: Any) -> bool:
-    """Whether a process with this pid exists (zombies count as dead)."""
-    try:
-        pid = int(pid)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
-        return False
-    if pid <= 0 or pid > 2**31 - 1:  # os.kill takes a C int (a corrupt status.json may hold more)
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (finished, not yet reaped) is not a running trainer
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def effective_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """``status.json`` with the truth about dead trainers: an active state whose pid is
-    gone is reported as ``failed`` (killed, crashed or the machine rebooted)."""
-    status = read_status(run_dir)
-    if not status:
-        return {"state": "unknown", "error": "no status.json (not a run directory, or it never started)"}
-    if status.get("state") in ACTIVE_STATES and not pid_alive(status.get("pid")):
-        status = dict(status)
-        status["state"] = "failed"
-        status.setdefault("error", None)
-        status["error"] = status["error"] or "the trainer process ended without finishing (killed or crashed)"
-        status["advice"] = f"continue it with: llm-cockpit resume {Path(run_dir).name}"
-    return status
 
 
 @dataclass
@@ -210,7 +113,7 @@ def list_runs(output_dir: str | os.PathLike[str]) -> list[RunInfo]:
     root = Path(output_dir)
     if not root.is_dir():
         return []
-    dirs = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and (p / STATUS_FILE).exists()]
+    dirs = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and is_run_dir(p)]
     return [run_info(p) for p in sorted(dirs, key=lambda p: p.name)]
 
 
@@ -221,7 +124,7 @@ def as_run_path(spec: str, hint: str = "list runs with: llm-cockpit runs") -> Pa
     path = Path(spec).expanduser()
     if not path.is_dir():
         return None
-    if not (path / STATUS_FILE).exists() and not (path / CONFIG_FILE).exists():
+    if not is_run_dir(path) and not (path / CONFIG_FILE).exists():
         raise CockpitError(f"{path} is not a run directory (no status.json)", hint)
     return path.resolve()
 

@@ -15,7 +15,7 @@ from transformers import TrainerCallback
 from cockpit.run import events as ev
 from cockpit.training.advice import ADVICE
 from cockpit.training.checklist import Checklist
-from cockpit.run.rundir import write_status
+from cockpit.run.status import write_status
 from cockpit.training.stages import stage_metrics
 from cockpit.training.telemetry import GpuPoller, memory_snapshot
 

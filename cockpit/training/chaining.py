@@ -65,7 +65,7 @@ def find_parent(spec: str | None) -> Path | None:
 
 def read_parent(run_dir: str | os.PathLike[str]) -> ParentRun:
     """The parent run, checked: finished, with a saved ``model/``."""
-    from cockpit.run.rundir import effective_status
+    from cockpit.run.status import effective_status
     from cockpit.run_config import load_run_config
 
     run_dir = Path(run_dir).resolve()

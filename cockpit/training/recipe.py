@@ -21,7 +21,7 @@ from typing import Any
 from cockpit.run import events as ev
 from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError
-from cockpit.run.rundir import write_status
+from cockpit.run.status import write_status
 
 log = logging.getLogger(__name__)
 

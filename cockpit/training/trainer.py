@@ -32,7 +32,8 @@ from cockpit.training.recipe import (count_tokens, emit_error, load_model, load_
                             pick_precision, source_label, trainable_parameters)
 from cockpit.run_config import load_run_config
 from cockpit.training.trackers import tracker_environment, tracker_names
-from cockpit.run.rundir import EVENTS_FILE, read_status, write_status
+from cockpit.run.rundir import EVENTS_FILE
+from cockpit.run.status import read_status, write_status
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cockpit.run import events as ev
-from cockpit.run.rundir import EVENTS_FILE, write_status
+from cockpit.run.rundir import EVENTS_FILE
+from cockpit.run.status import write_status
 
 if TYPE_CHECKING:
     from cockpit.training.callbacks import StopFlag

@@ -63,7 +63,7 @@ def _fake_live_run(root: Path) -> Path:
     import os
 
     from cockpit.run import events as ev
-    from cockpit.run.rundir import write_status
+    from cockpit.run.status import write_status
 
     run_dir = root / "runs" / "2000-01-01_00-00-00-latency"
     run_dir.mkdir(parents=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.run import events as ev
-from cockpit.run.rundir import effective_status, read_status
+from cockpit.run.status import effective_status, read_status
 from tests.conftest import TINY_ROWS, write_jsonl
 from tests.e2e.test_cli_train import cli, tiny_args
 from tests.helpers import wait_until

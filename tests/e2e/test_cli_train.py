@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.run import events as ev
-from cockpit.run.rundir import effective_status, read_status
+from cockpit.run.status import effective_status, read_status
 from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cockpit.run import events as ev
-from cockpit.run.rundir import read_status
+from cockpit.run.status import read_status
 from tests.e2e.test_cli_train import cli, tiny_args
 from tests.helpers import wait_until
 

@@ -13,7 +13,7 @@ import pytest
 
 from cockpit.run import events as ev
 from cockpit.training.callbacks import CHECKPOINT_MARKER
-from cockpit.run.rundir import effective_status, pid_alive, read_status
+from cockpit.run.status import effective_status, pid_alive, read_status
 from tests.e2e.test_cli_train import cli, tiny_args
 from tests.helpers import wait_until
 

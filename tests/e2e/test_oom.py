@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cockpit.run.rundir import read_status
+from cockpit.run.status import read_status
 
 
 def _ram_bytes() -> int:

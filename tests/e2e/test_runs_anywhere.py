@@ -19,7 +19,8 @@ import yaml
 from cockpit.run import events as ev
 from cockpit.cli.main import main
 from cockpit.paths import DATA_DIR
-from cockpit.run.rundir import CONFIG_FILE, read_status
+from cockpit.run.rundir import CONFIG_FILE
+from cockpit.run.status import read_status
 from tests.conftest import TINY_ROWS, write_jsonl
 from tests.unit.test_runs_registry import fake_run
 from tests.helpers import wait_until

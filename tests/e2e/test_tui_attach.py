@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.config import load_config_file
-from cockpit.run.rundir import effective_status, pid_alive, read_status
+from cockpit.run.status import effective_status, pid_alive, read_status
 
 REPO = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;?<>=$]*[A-Za-z~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[=>()][0-9A-Za-z]?")

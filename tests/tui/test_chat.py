@@ -155,7 +155,7 @@ def test_three_answers_side_by_side_with_an_exported_gguf(chat_base, tmp_path):
 
 
 def test_dashboard_and_runs_list_open_the_chat_with_t(lora_run):
-    from cockpit.run.rundir import write_status
+    from cockpit.run.status import write_status
 
     failed = lora_run.parent / "2026-01-02_00-00-00-failed"  # newer: first in the runs list
     (failed / "checkpoints").mkdir(parents=True)

@@ -77,7 +77,7 @@ def test_attach_plain_repeats_a_long_phase_with_its_time_until_the_first_step(tm
     import time
 
     from cockpit.run import events as ev
-    from cockpit.run.rundir import write_status
+    from cockpit.run.status import write_status
 
     run = tmp_path / "run"
     run.mkdir()

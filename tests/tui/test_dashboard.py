@@ -12,7 +12,7 @@ import time
 from textual.widgets import Checkbox, DataTable, TabbedContent
 
 from cockpit.run import events as ev
-from cockpit.run.rundir import read_status, write_status
+from cockpit.run.status import read_status, write_status
 from screens.confirm import ConfirmScreen
 from screens.dashboard import DashboardScreen
 from screens.export import ExportScreen

@@ -11,7 +11,7 @@ import time
 
 from cockpit.run import events as ev
 from cockpit.run.follow import PhaseView
-from cockpit.run.rundir import write_status
+from cockpit.run.status import write_status
 from screens.dashboard import DashboardScreen
 from tests.tui.conftest import HERE, make_app, run_async, wait_for
 from widgets.samples import SamplesPanel

@@ -22,7 +22,7 @@ from cockpit.run.follow import (
     phase_line,
     summary_line,
 )
-from cockpit.run.rundir import write_status
+from cockpit.run.status import write_status
 from tests.tui.conftest import CPU_RUN, FIXTURE_RUNS, GPU_RUN
 
 

@@ -154,7 +154,7 @@ def startup_run(tmp_path, until: str):
     import os
 
     from cockpit.run import events as ev
-    from cockpit.run.rundir import write_status
+    from cockpit.run.status import write_status
     from tests.tui.test_dashboard_phases import STARTUP
 
     run = tmp_path / STARTUP.name

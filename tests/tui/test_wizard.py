@@ -335,7 +335,8 @@ def test_data_step_takes_preference_pairs_as_dpo_data(tmp_path, at_repo):
 
 def test_model_step_offers_to_continue_from_a_finished_run(tmp_path, tiny_model_dir):
     from cockpit.config import config_from_dict, config_to_yaml
-    from cockpit.run.rundir import CONFIG_FILE, write_status
+    from cockpit.run.rundir import CONFIG_FILE
+    from cockpit.run.status import write_status
 
     runs = tmp_path / "runs"
     run = runs / "2026-12-03_09-00-00"

@@ -229,7 +229,7 @@ def test_a_running_run_is_refused_with_what_to_do(chat_base, tmp_path):
     import os
     import shutil
 
-    from cockpit.run.rundir import write_status
+    from cockpit.run.status import write_status
 
     run = make_chat_run(tmp_path, chat_base)
     shutil.rmtree(run / "model")

@@ -15,7 +15,8 @@ import pytest
 from cockpit.cli.main import main
 from cockpit.evaluation.compare import HIGHER, LOWER, better, best_indexes, compare_runs
 from cockpit.errors import CockpitError
-from cockpit.run.rundir import atomic_write_json, write_status
+from cockpit.run.status import write_status
+from cockpit.run.atomic import atomic_write_json
 from tests.recorded_runs import FAST, GIB, SLOW, record_run, two_recorded_runs
 
 

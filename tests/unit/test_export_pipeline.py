@@ -17,7 +17,7 @@ from cockpit.export import export_run
 from cockpit.export import merge as merge_mod
 from cockpit.export.doctor import run_doctor
 from cockpit.export.source import load_run
-from cockpit.run.rundir import write_status
+from cockpit.run.status import write_status
 
 PROBES = ["What does wv.drizzle do?", "Fix: wv.drizzle(b1, 250ml)"]
 

@@ -13,7 +13,7 @@ import pytest
 from cockpit.run import events as ev
 from cockpit.errors import CockpitError
 from cockpit.run.launch import prepare_run
-from cockpit.run.rundir import read_status
+from cockpit.run.status import read_status
 from cockpit.training.trainer import TrainingRun
 from tests.conftest import TINY_ROWS, write_jsonl
 

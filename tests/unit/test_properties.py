@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, event, example, given, reject, settings
 from hypothesis import strategies as st
 
 from cockpit.run import events as ev
-from cockpit.run import rundir
+from cockpit.run import atomic
 from cockpit.config import (
     METHODS,
     PRECISIONS,
@@ -36,14 +36,7 @@ from cockpit.config import (
 )
 from cockpit.errors import CockpitError
 from cockpit.run.follow import SERIES_NAMES, RunState, Series, num
-from cockpit.run.rundir import (
-    ACTIVE_STATES,
-    FINAL_STATES,
-    STATUS_FILE,
-    effective_status,
-    read_status,
-    write_status,
-)
+from cockpit.run.status import ACTIVE_STATES, FINAL_STATES, STATUS_FILE, effective_status, read_status, write_status
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SOME = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -473,7 +466,7 @@ def test_config_survives_its_yaml_round_trip(values, header):
 
 
 # -- status files -------------------------------------------------------------------------
-field_names = st.text(CHARS, min_size=1, max_size=10).filter(lambda k: k not in ("run_dir", "updated"))
+field_names = st.text(CHARS, min_size=1, max_size=10).filter(lambda k: k not in ("run_dir", "updated", "session"))
 
 
 @SOME
@@ -487,8 +480,9 @@ def test_status_round_trips_and_merges(updates):
             expected.update(json_normal(fields))
             got = read_status(d)
             assert isinstance(got.pop("updated"), float)
+            assert got.pop("session") == 0  # no launcher wrote launch.json: the trainer's session 0
             assert same(got, expected)
-            assert same(json_normal({k: v for k, v in returned.items() if k != "updated"}), expected)
+            assert same(json_normal({k: v for k, v in returned.items() if k not in ("updated", "session")}), expected)
         assert sorted(os.listdir(d)) == [STATUS_FILE]  # no temporary file left behind
 
 
@@ -528,7 +522,7 @@ def test_an_interrupted_status_write_never_becomes_visible(old, new, budget, how
 
         patched = {"write": ("fdopen", fdopen), "fsync": ("fsync", fsync), "replace": ("replace", replace)}[how]
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(rundir.os, patched[0], patched[1])
+            mp.setattr(atomic.os, patched[0], patched[1])
             with pytest.raises(_Interrupted):
                 write_status(d, **new)
         assert (Path(d) / STATUS_FILE).read_text(encoding="utf-8") == before_text

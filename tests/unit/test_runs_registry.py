@@ -10,7 +10,9 @@ import pytest
 
 from cockpit.errors import CockpitError
 from cockpit.paths import state_dir
-from cockpit.run.rundir import LATEST, atomic_symlink, write_status
+from cockpit.run.rundir import LATEST
+from cockpit.run.status import write_status
+from cockpit.run.atomic import atomic_symlink
 from cockpit.run.registry import (find_run, known_roots, list_all_runs, register_root, registered_roots,
                                    registry_path, run_spec)
 

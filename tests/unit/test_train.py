@@ -10,7 +10,7 @@ import pytest
 
 from cockpit.run import events as ev
 from cockpit.run.launch import prepare_run
-from cockpit.run.rundir import read_status
+from cockpit.run.status import read_status
 from cockpit.training.trainer import TrainingRun, newest_complete_checkpoint
 
 

@@ -29,7 +29,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from cockpit.config import TrainConfig, load_config_file
+from cockpit.config import TrainConfig, config_to_yaml, load_config_file
 from cockpit.errors import CockpitError
 from cockpit.paths import DATA_DIR
 from cockpit.run.rundir import CONFIG_FILE
@@ -50,6 +50,16 @@ def _bundled(relative: str) -> str | None:
     if len(parts) > 1 and parts[0] == "data":
         return str(DATA_DIR.joinpath(*parts[1:]))
     return None
+
+
+def typed_or_bundled(value: str) -> str:
+    """A data path as typed when it exists here, else its bundled copy (``data/dsl_train.jsonl``
+    from any directory, as ``train`` finds it), else as typed (so the error names it)."""
+    expanded = os.path.expanduser(value)
+    if _exists(expanded) or os.path.isabs(expanded):
+        return value
+    bundled = _bundled(expanded)
+    return bundled if bundled is not None and _exists(bundled) else value
 
 
 def resolve_data_path(value: str | None, bases: Sequence[str | os.PathLike[str]] = ()) -> str | None:
@@ -90,6 +100,16 @@ def resolve_model_spec(spec: str, bases: Sequence[str | os.PathLike[str]] = ()) 
         if os.path.isdir(candidate) or (candidate.lower().endswith(".gguf") and os.path.isfile(candidate)):
             return candidate
     return spec
+
+
+CONFIG_HEADER = ("# The resolved configuration of this run (preset + config file + overrides).\n"
+                 "# Secrets are never stored here: tokens come from the environment or the HF login.\n")
+
+
+def config_used_text(cfg: TrainConfig) -> str:
+    """What a run's ``config_used.yaml`` holds for ``cfg``: the resolved config (every path
+    absolute, :func:`finalize_config`) under its header."""
+    return CONFIG_HEADER + config_to_yaml(finalize_config(cfg))
 
 
 def finalize_config(cfg: TrainConfig, cwd: str | os.PathLike[str] | None = None) -> TrainConfig:

@@ -17,7 +17,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.widgets import Input, TextArea
 
-from screens import services
+from cockpit.app import runs as services
 
 StartMode = Literal["wizard", "dashboard", "runs", "chat"]
 
@@ -28,7 +28,7 @@ class CockpitApp(App[None]):
     ``start`` picks the first screen: the wizard (``llm-cockpit``), one run's dashboard
     (``attach``) or the runs list. ``now`` returns the current unix time; tests inject
     a fixed clock so ages on screen are reproducible. ``engine`` is the wizard's link to
-    the engine (:class:`screens.wizard_engine.WizardEngine`); tests pass one with fixed
+    the engine (:class:`cockpit.app.wizard.WizardEngine`); tests pass one with fixed
     hardware so snapshots match on any machine. ``output_dir`` (``--output-dir``) limits the
     runs shown to that runs directory and puts new runs there; None shows the runs of every
     runs directory llm-cockpit knows (new runs go to ``outputs/runs`` here).
@@ -59,7 +59,7 @@ class CockpitApp(App[None]):
     def engine(self):
         """The wizard's engine link, created on first use (it imports nothing heavy)."""
         if self._engine is None:
-            from screens.wizard_engine import WizardEngine
+            from cockpit.app.wizard import WizardEngine
 
             self._engine = WizardEngine(output_dir=self.output_dir)
         return self._engine

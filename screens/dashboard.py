@@ -21,7 +21,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from cockpit.run.follow import RunState, fmt_duration, fmt_num, summary_line
 from cockpit.run.status import ACTIVE_STATES
 from cockpit.training.stages import stage_charts
-from screens import services
+from cockpit.app import runs as services
 from screens.confirm import ConfirmScreen
 from screens.help import HelpScreen
 from widgets.chart import LineChart

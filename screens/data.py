@@ -14,7 +14,7 @@ from textual.widgets import Button, Input, Label, LoadingIndicator, Static
 from cockpit.errors import CockpitError
 from screens.filepicker import FilePickerScreen
 from screens.step import WizardStep
-from screens.wizard_engine import DataChoice, DataView, demo_data
+from cockpit.app.wizard import DataChoice, DataView, demo_data
 from widgets.histogram import Histogram
 
 TEACH = ("A file (JSONL, JSON, CSV, TSV, Parquet), a directory or glob of them, or a Hub dataset as "

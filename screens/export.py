@@ -23,7 +23,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-from screens import services
+from cockpit.app import runs as services
 from widgets.command import CommandLog
 
 TARGETS = [("Ollama (merge, GGUF, Modelfile, ollama create)", "ollama"),

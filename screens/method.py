@@ -12,7 +12,7 @@ from textual.widgets import Button, Input, Label, Select, Static, Switch
 from cockpit.errors import CockpitError
 from cockpit.run.follow import fmt_bytes
 from screens.step import WizardStep
-from screens.wizard_engine import MethodChoice, PlanView
+from cockpit.app.wizard import MethodChoice, PlanView
 from widgets.meters import MemoryBar, Segment
 
 METHOD_OPTIONS = [

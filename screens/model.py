@@ -23,7 +23,7 @@ from cockpit.training.chaining import is_run_dir
 from cockpit.config import BUNDLED_MODEL
 from cockpit.errors import CockpitError
 from screens.step import WizardStep
-from screens.wizard_engine import TASK_LABELS, TASK_SHORT_LABELS, ModelChoice
+from cockpit.app.wizard import TASK_LABELS, TASK_SHORT_LABELS, ModelChoice
 
 GB = 1e9
 LEAD = ("Start small: a 0.5-1.5B model learns a narrow skill in minutes on one GPU, the bundled (★) "

@@ -13,58 +13,22 @@ from textual.widgets import Input, Static
 
 from cockpit.config import TrainConfig, config_to_yaml, field_docs, parse_overrides
 from cockpit.errors import CockpitError
-from cockpit.run.follow import fmt_duration
+from cockpit.planning.rules import Line, estimate_lines, rules_of_thumb
 from screens.step import WizardStep
-from screens.wizard_engine import DataChoice, MethodChoice, ModelChoice, RunEstimate
+from cockpit.app.wizard import DataChoice, MethodChoice, ModelChoice
 
 
-def estimate_text(cfg: TrainConfig, est: RunEstimate) -> Text:
-    """Steps with their arithmetic, tokens, and the rough time with its basis."""
+def lines_text(lines: list[Line]) -> Text:
+    """Review lines as rich text: the mark and the lead in bold."""
     text = Text()
-    text.append(f"{est.steps} optimizer steps", "bold")
-    if cfg.max_steps:
-        text.append(f" (max_steps={cfg.max_steps}; {est.train_examples} training examples, "
-                    f"batch {cfg.batch_size} x accumulation {cfg.grad_accum})\n")
-    else:
-        epochs = f"{cfg.epochs:g} epoch{'s' if cfg.epochs != 1 else ''}"
-        text.append(f": {est.train_examples} training examples / (batch {cfg.batch_size} x accumulation "
-                    f"{cfg.grad_accum}) x {epochs}\n")
-    if est.seconds is not None:
-        text.append(f"roughly {fmt_duration(est.seconds)}", "bold")
-        text.append(f" for ~{est.tokens:,} tokens ({est.basis}; the dashboard shows the real speed "
-                    "after a few steps)\n")
-    text.append(f"checkpoint every {cfg.save_steps} steps, eval "
-                + (f"every {cfg.eval_steps} steps" if cfg.eval_steps else "at the end")
-                + ", sample answers " + (f"every {cfg.sample_every} steps" if cfg.sample_every else
-                                         "at the start and the end"))
-    return text
-
-
-def rules_of_thumb(cfg: TrainConfig, params: int | None) -> Text:
-    """The usual ranges for this model's size, with a mark where the config leaves them."""
-    text = Text()
-    if cfg.is_preference:
-        # preference tuning moves a trained model a little: far lower rates than SFT
-        low, high = (5e-5, 2e-4) if cfg.uses_lora else (1e-7, 1e-6)
-        text.append("✔ " if low <= cfg.lr <= high else "! ", "bold")
-        text.append(f"learning rate {cfg.lr:g}: {cfg.stage.upper()} usually takes {low:g}..{high:g} with "
-                    f"{'LoRA' if cfg.uses_lora else 'every weight trained (the paper: 5e-7)'}\n")
-        text.append("✔ " if 0.01 <= cfg.beta <= 0.5 else "! ", "bold")
-        text.append(f"beta {cfg.beta:g}: how far the model may move from its reference (0.1 is usual)\n")
-    elif params:
-        low, high = (5e-4, 1e-3) if params < 1e9 else (1e-4, 5e-4) if params <= 7.5e9 else (5e-5, 2e-4)
-        inside = low <= cfg.lr <= high or (cfg.uses_lora and cfg.lr == 2e-4)
-        text.append("✔ " if inside else "! ", "bold")
-        text.append(f"learning rate {cfg.lr:g}: models of {params / 1e9:.1f}B usually take {low:g}..{high:g}"
-                    + (" (LoRA often 2e-4)" if cfg.uses_lora else "") + "\n")
-    warm = "✔ " if 0.03 <= cfg.warmup_ratio <= 0.1 else "! "
-    text.append(warm, "bold")
-    text.append(f"warmup {cfg.warmup_ratio:.0%} of the steps (3-10% is usual), then {cfg.lr_scheduler} decay\n")
-    text.append("✔ " if 0.5 <= cfg.max_grad_norm <= 1.0 else "! ", "bold")
-    text.append(f"gradient clipping at {cfg.max_grad_norm:g} (0.5-1.0 keeps single bad batches harmless)\n")
-    text.append("• ", "bold")
-    text.append(f"effective batch {cfg.batch_size * cfg.grad_accum} = batch {cfg.batch_size} x accumulation "
-                f"{cfg.grad_accum} (x the number of GPUs)")
+    for i, line in enumerate(lines):
+        if i:
+            text.append("\n")
+        if line.mark:
+            text.append(f"{line.mark} ", "bold")
+        if line.lead:
+            text.append(line.lead, "bold")
+        text.append(line.text)
     return text
 
 
@@ -107,12 +71,12 @@ class ReviewScreen(WizardStep[TrainConfig]):
             return False
         self.cfg, self.overrides = cfg, overrides
         est = self.engine.estimate_run(cfg, self.answers[2].examples, self.mean_tokens)
-        self.query_one("#review-estimate", Static).update(estimate_text(cfg, est))
+        self.query_one("#review-estimate", Static).update(lines_text(estimate_lines(cfg, est)))
         try:
             params = self.engine.spec(cfg.model).params
         except CockpitError:
             params = None
-        self.query_one("#review-hints", Static).update(rules_of_thumb(cfg, params))
+        self.query_one("#review-hints", Static).update(lines_text(rules_of_thumb(cfg, params)))
         self.query_one("#review-yaml", Static).update(
             Syntax(config_to_yaml(cfg), "yaml", theme="ansi_dark" if self.app.current_theme.dark else "ansi_light",
                    background_color="default", word_wrap=True))

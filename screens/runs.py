@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from screens import services
+from cockpit.app import runs as services
 from widgets.runs_table import RunsTable
 
 

@@ -14,7 +14,7 @@ from textual.widgets.option_list import Option
 
 from cockpit.run.follow import fmt_age
 from cockpit.run.rundir import RunInfo
-from screens import services
+from cockpit.app import runs as services
 from screens.step import WizardStep
 
 INTRO = ("llm-cockpit fine-tunes a language model on your own examples, on this machine. "

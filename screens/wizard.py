@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.config import TrainConfig
-from screens.wizard_engine import DataChoice, MethodChoice, ModelChoice
+from cockpit.app.wizard import DataChoice, MethodChoice, ModelChoice
 
 
 @dataclass

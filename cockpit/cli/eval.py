@@ -258,7 +258,7 @@ def cmd_demo(args) -> int:
 
 
 def _train_demo_run(cfg, console) -> Path:
-    from cockpit.cli.train import run_foreground
+    from cockpit.run.foreground import run_foreground
     from cockpit.run.launch import prepare_run
 
     run_dir = prepare_run(cfg)

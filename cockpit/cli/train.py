@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from cockpit.config import build_config, field_docs, parse_overrides
-from cockpit.run.rundir import EVENTS_FILE
+from cockpit.config import field_docs, parse_overrides
+from cockpit.run.foreground import run_foreground
 from cockpit.run.registry import DEFAULT_RUNS_ROOT, find_run, known_roots, list_all_runs, registry_path
 
 # Without --output-dir a run is looked for in every runs directory llm-cockpit knows.
@@ -58,7 +58,7 @@ def _add_launch_args(p, default: int | None) -> None:
 
 
 def cmd_train(args) -> int:
-    from cockpit.config import config_to_yaml
+    from cockpit.app.config import TrainRequest, build_train_config, config_used_text
 
     if args.keys:
         for key, doc in field_docs().items():
@@ -66,12 +66,10 @@ def cmd_train(args) -> int:
         return 0
     from cockpit.run.launch import check_launch, prepare_run, single_process, spawn_trainer
 
-    cfg = build_config(args.preset, args.config, parse_overrides(args.overrides))
+    cfg = build_train_config(TrainRequest(args.preset, args.config, parse_overrides(args.overrides)))
     check_launch(args.num_processes, args.accelerate_config)
     if args.dry_run:
-        from cockpit.run_config import finalize_config
-
-        print(config_to_yaml(finalize_config(cfg)), end="")
+        print(config_used_text(cfg), end="")  # what config_used.yaml would hold
         return 0
     run_dir = prepare_run(cfg, progress=progress_printer("data"))
     if args.foreground and single_process(args.num_processes, args.accelerate_config):
@@ -104,65 +102,10 @@ def progress_printer(what: str, every: float = 2.0):
     return show
 
 
-def run_foreground(run_dir: Path, resume: bool) -> int:
-    """Train in this process, printing one line per event on stderr (and writing the log)."""
-    import logging
-
-    from cockpit.run import events as ev
-    from cockpit.training.trainer_main import announce_start, install_signal_handlers
-
-    root = logging.getLogger()
-    handler = logging.FileHandler(run_dir / "train.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    debug = root.getEffectiveLevel() <= logging.DEBUG
-    # The terminal gets the error event's one line; the traceback goes to train.log only.
-    terminal = [] if debug else [h for h in root.handlers if isinstance(h, logging.StreamHandler)
-                                 and not isinstance(h, logging.FileHandler)]
-    saved = root.level, [h.level for h in terminal]
-    for h in terminal:
-        h.addFilter(_without_traceback)
-        h.setLevel(max(h.level, logging.WARNING))
-    root.setLevel(min(root.level, logging.INFO))
-    root.addHandler(handler)
-
-    class Tee:
-        def __init__(self) -> None:
-            self.file = ev.JsonlSink(run_dir / EVENTS_FILE)
-
-        def emit(self, event) -> None:
-            self.file.emit(event)
-            print(format_event(event), file=sys.stderr, flush=True)
-
-    from cockpit.cli.tui import format_event
-
-    tee = Tee()
-    try:
-        announce_start(tee)  # before the imports below, which take seconds
-        from cockpit.training.callbacks import StopFlag
-        from cockpit.training.trainer import TrainingRun
-
-        stop = StopFlag()
-        install_signal_handlers(stop, run_dir)
-        state = TrainingRun(run_dir, resume=resume, stop=stop, sink=tee).execute()
-    finally:
-        tee.file.close()
-        root.removeHandler(handler)
-        handler.close()
-        root.setLevel(saved[0])
-        for h, level in zip(terminal, saved[1]):
-            h.removeFilter(_without_traceback)
-            h.setLevel(level)
-    return 0 if state in ("finished", "stopped") else 1
-
-
-def _without_traceback(record) -> bool:
-    return not record.exc_info
-
-
 def _wait_printing(run_dir: Path, since: float | None = None) -> int:
     """Follow a detached run in this terminal (progress on stderr) until it ends; with
     ``since``, only what was written from then on (a resumed run's new session)."""
-    from cockpit.cli.tui import attach_plain
+    from cockpit.run.plain import attach_plain
 
     return attach_plain(run_dir, out=sys.stderr, since=since)
 

@@ -13,18 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
-from cockpit.run import events as ev
 from cockpit.errors import CockpitError
-from cockpit.run.follow import PhaseView, fmt_bytes, fmt_duration, fmt_num, num, phase_line, summary_line
+from cockpit.run.plain import attach_plain
 from cockpit.run.registry import DEFAULT_RUNS_ROOT, find_run
-from cockpit.training.stages import stage_words
-
-PHASE_TICK_S = 10.0  # how often attach --plain repeats a long phase with its time so far
-
 
 def register(sub) -> None:
     p = sub.add_parser("tui", help="open the full-screen cockpit (also: llm-cockpit with no command)",
@@ -74,7 +67,7 @@ def cmd_tui(args) -> int:
 
 def cmd_wizard(args) -> int:
     if args.plain:
-        from screens.plain_wizard import run_plain_wizard
+        from cockpit.cli.plain_wizard import run_plain_wizard
 
         return run_plain_wizard(output_dir=args.output_dir)
     return _run_app(start="wizard", output_dir=args.output_dir, light=args.light)
@@ -100,116 +93,3 @@ def _run_app(*, start: str, output_dir: str | Path | None, run_dir: Path | None 
     app = CockpitApp(output_dir=output_dir, start=start, run_dir=run_dir, light=light)
     app.run()
     return app.return_code or 0
-
-
-def attach_plain(run_dir: Path, *, interval: float = 0.5, out=None, since: float | None = None,
-                 tick: float = PHASE_TICK_S, now=time.time) -> int:
-    """Print a run's history, then its new events as they come, until it ends.
-
-    With ``since`` (a time), events written before it are not printed. While the trainer
-    is in a long phase (loading the model, the base model's answers, ...), the phase is
-    printed again every ``tick`` seconds with how long it has lasted, so a quiet
-    terminal still says what is happening.
-
-    Exit status: 0 when the run finished or was stopped, 1 when it failed; Ctrl+C
-    detaches (0) and leaves the trainer running.
-    """
-    from cockpit.run.follow import follow
-
-    out = out or sys.stdout
-
-    said: dict = {"phase": None, "at": 0.0}  # the phase last printed, and when
-
-    def show(events, state) -> None:
-        for event in events:
-            if since is None or (event.time or 0.0) >= since:
-                print(format_event(event, state.total_steps), file=out, flush=True)
-                if isinstance(event, ev.Phase):
-                    said["phase"], said["at"] = state.phase and (state.phase.name, state.phase.started), now()
-
-    def ticking(state) -> None:
-        phase = state.current_phase
-        if phase is None or (since is not None and (phase.started or 0.0) < since):
-            return
-        key = (phase.name, phase.started)
-        if key != said["phase"]:  # its line was not printed (filtered out): the tick counts from here
-            said["phase"], said["at"] = key, now()
-        elif now() - said["at"] >= tick:
-            print("  " + phase_line(phase, now()), file=out, flush=True)
-            said["at"] = now()
-
-    print(f"following {run_dir} (Ctrl+C detaches; training continues)", file=sys.stderr, flush=True)
-    try:
-        state = follow(run_dir, show, interval=interval, on_poll=ticking)
-    except KeyboardInterrupt:
-        print(f"detached; training continues. Come back with: llm-cockpit attach {run_dir.name}",
-              file=sys.stderr)
-        return 0
-    if state.state == "failed" and not state.ended_by_event:
-        # the trainer died without writing its end (killed, crashed): status.json tells
-        print(f"run failed: {state.error or 'the trainer ended without a word'}"
-              + (f" -> {state.advice}" if state.advice else ""), file=out, flush=True)
-    return 1 if state.state == "failed" else 0
-
-
-def format_event(e: ev.Event, total_steps: int = 0) -> str:
-    """One readable line for an event (what ``attach --plain`` prints)."""
-    at = f"step {e.step}/{total_steps}" if total_steps else f"step {e.step}"
-    if isinstance(e, ev.RunStarted):
-        again = f" (resumed from {e.resumed_from})" if e.resumed_from else ""
-        return f"run started{again}: {e.model or '?'} with {e.method or '?'}, {e.total_steps} steps"
-    if isinstance(e, ev.Phase):
-        line = phase_line(PhaseView.of(e))
-        return f"{at}  {line}" if e.step else line
-    if isinstance(e, ev.Step):
-        parts = [at, f"loss {fmt_num(num(e.loss))}", *stage_words(e.metrics)]
-        if e.grad_norm is not None:
-            parts.append(f"grad {fmt_num(num(e.grad_norm), 3)}")
-        if e.lr is not None:
-            parts.append(f"lr {fmt_num(num(e.lr), 2)}")
-        if e.tokens_per_s is not None:
-            parts.append(f"{num(e.tokens_per_s) or 0:,.0f} tok/s")
-        if e.eta_s is not None:
-            parts.append(f"eta {fmt_duration(num(e.eta_s))}")
-        return "  ".join(parts)
-    if isinstance(e, ev.Gpu):
-        return "  ".join(gpu_line(i, d) for i, d in enumerate(e.devices if isinstance(e.devices, list) else []))
-    if isinstance(e, ev.Eval):
-        return "  ".join([at, f"eval loss {fmt_num(num(e.eval_loss))}", *stage_words(e.metrics, "eval_")])
-    if isinstance(e, ev.Sample):
-        if e.baseline is not None and e.output == e.baseline:
-            # the base model's own answer (which may come after some steps: adapters switched off)
-            return f"base model  sample {_short(e.prompt, 40)!r} -> {_short(e.baseline, 80)!r}"
-        line = f"{at}  sample {_short(e.prompt, 40)!r} -> {_short(e.output, 80)!r}"
-        return line + (f"  (base model: {_short(e.baseline, 60)!r})" if e.baseline is not None else "")
-    if isinstance(e, ev.Warning):
-        return f"{at}  warning {e.kind}: {e.message}" + (f" -> {e.advice}" if e.advice else "")
-    if isinstance(e, ev.Checkpoint):
-        return f"{at}  checkpoint saved: {e.path}"
-    if isinstance(e, ev.RunFinished):
-        return f"run {e.state} at {at}: " + summary_line(e.summary)
-    if isinstance(e, ev.Error):
-        return f"error at {at}: {e.message}" + (f" -> {e.advice}" if e.advice else "")
-    raw = e.raw if isinstance(e, ev.UnknownEvent) else {}
-    return f"{at}  ({raw.get('type', 'unknown')} event)"
-
-
-def gpu_line(index: int, d: Any) -> str:
-    """``gpu0 97% 10.2/24.0 GiB 71C 250W`` from one device of a ``gpu`` event."""
-    if not isinstance(d, dict):
-        return f"gpu{index} ?"
-    parts = [f"gpu{d.get('index', index)}"]
-    if num(d.get("util")) is not None:
-        parts.append(f"{num(d.get('util')):.0f}%")
-    if num(d.get("mem_total")):
-        parts.append(f"{fmt_bytes(num(d.get('mem_used')))}/{fmt_bytes(num(d.get('mem_total')))}")
-    if num(d.get("temp_c")) is not None:
-        parts.append(f"{num(d.get('temp_c')):.0f}C")
-    if num(d.get("power_w")) is not None:
-        parts.append(f"{num(d.get('power_w')):.0f}W")
-    return " ".join(parts)
-
-
-def _short(text: str | None, n: int) -> str:
-    text = " ".join(str(text or "").split())
-    return text if len(text) <= n else text[: n - 1] + "…"

@@ -16,17 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-from cockpit.config import TrainConfig, config_to_yaml
+from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError
-from cockpit.run_config import finalize_config
+from cockpit.run_config import config_used_text, finalize_config
 from cockpit.run.rundir import CONFIG_FILE, LOG_FILE, create_run_dir
 from cockpit.run.status import ACTIVE_STATES, effective_status, pid_alive, read_status, write_launch
 from cockpit.run.atomic import atomic_write_text
 from cockpit.run.registry import register_root
-
-CONFIG_HEADER = ("# The resolved configuration of this run (preset + config file + overrides).\n"
-                 "# Secrets are never stored here: tokens come from the environment or the HF login.\n")
-
 
 def preflight(cfg: TrainConfig, progress=None) -> None:
     """Checks before a run directory is created, so a refused start leaves nothing behind:
@@ -68,7 +64,7 @@ def prepare_run(cfg: TrainConfig, progress=None) -> Path:
     preflight(cfg, progress)
     run_dir = create_run_dir(cfg.output_dir, cfg.run_name)
     register_root(run_dir.parent)
-    atomic_write_text(run_dir / CONFIG_FILE, CONFIG_HEADER + config_to_yaml(cfg))
+    atomic_write_text(run_dir / CONFIG_FILE, config_used_text(cfg))
     write_launch(run_dir, new_session=True, pid=None, model=cfg.model, method=cfg.method, started=time.time())
     return run_dir
 

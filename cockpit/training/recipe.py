@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,44 +21,22 @@ from cockpit.run import events as ev
 from cockpit.config import TrainConfig
 from cockpit.errors import CockpitError
 from cockpit.run.status import write_status
+from cockpit.training.precision import PRECISION_WORDS, Precision, decide_precision
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Precision:
-    """What the hardware gets: the dtype weights load in and the Trainer's mixed-precision flags."""
-
-    device: str  # cuda | cpu
-    dtype_name: str  # float32 | float16 | bfloat16
-    bf16: bool
-    fp16: bool
-
-
 def pick_precision(cfg: TrainConfig) -> Precision:
-    """auto: bf16 where the GPU supports it, else fp16; always fp32 on CPU (CPU half precision
-    is slow and bitsandbytes' CPU kernels compute in fp32)."""
+    """The precision of a run on this machine (:func:`cockpit.training.precision.decide_precision`
+    asked with what torch sees)."""
     import torch
 
     cuda = torch.cuda.is_available()
-    want = cfg.precision
-    if not cuda:
-        if want in ("fp16", "bf16"):
-            log.warning("precision=%s needs a GPU; training in fp32 on the CPU", want)
-        return Precision("cpu", "float32", False, False)
-    if want == "auto":
-        want = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if want == "bf16":
-        # Full fine-tuning keeps fp32 master weights under bf16 autocast: pure-bf16 AdamW
-        # rounds small updates away (and the memory estimate assumes the fp32 masters).
-        return Precision("cuda", "float32" if cfg.method == "full" else "bfloat16", True, False)
-    if want == "fp16":
-        # Full fine-tuning keeps fp32 master weights under fp16 autocast (GradScaler needs them).
-        return Precision("cuda", "float32" if cfg.method == "full" else "float16", False, True)
-    return Precision("cuda", "float32", False, False)
+    if not cuda and cfg.precision in ("fp16", "bf16"):
+        log.warning("precision=%s needs a GPU; training in fp32 on the CPU", cfg.precision)
+    return decide_precision(cfg.precision, cfg.method, cuda, cuda and torch.cuda.is_bf16_supported())
 
 
-_DTYPE_WORDS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
 def model_label(spec: str) -> str:
@@ -89,7 +66,7 @@ def loading_words(cfg: TrainConfig, precision: Precision) -> str:
     elif cfg.method == "int8":
         how = f"8-bit, {where}"
     else:
-        how = f"{_DTYPE_WORDS.get(precision.dtype_name, precision.dtype_name)}, {where}"
+        how = f"{PRECISION_WORDS.get(precision.dtype_name, precision.dtype_name)}, {where}"
     words = f"Loading the model {model_label(cfg.model)} ({how})"
     return words + (f" and attaching LoRA adapters (r={cfg.lora_r})" if cfg.uses_lora else "")
 

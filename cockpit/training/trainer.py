@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import errno
 import logging
-import math
 import os
 import time
 import warnings
@@ -245,7 +244,7 @@ class TrainingRun:
             gradient_accumulation_steps=cfg.grad_accum,
             learning_rate=cfg.lr,
             num_train_epochs=cfg.epochs,
-            max_steps=cfg.max_steps if cfg.max_steps > 0 else -1,
+            max_steps=self._total_steps(),  # ours, so HF's count can never differ from the one shown
             warmup_steps=cfg.warmup_ratio,  # a float < 1 is a share of the total steps
             lr_scheduler_type=cfg.lr_scheduler,
             weight_decay=cfg.weight_decay,
@@ -406,12 +405,11 @@ class TrainingRun:
         return self._finish()
 
     def _total_steps(self) -> int:
-        cfg = self.cfg
-        if cfg.max_steps > 0:
-            return cfg.max_steps
-        per_epoch = math.ceil(len(self.train_set) / (cfg.batch_size * self.world_size))
-        return max(1, math.ceil(per_epoch / cfg.grad_accum) * math.ceil(cfg.epochs)) if cfg.epochs.is_integer() \
-            else max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
+        """The run's optimizer steps, decided once (:func:`cockpit.planning.estimate.optimizer_steps`)
+        and given to the HF Trainer as ``max_steps``: the schedule, the status and the wizard agree."""
+        from cockpit.planning.estimate import optimizer_steps
+
+        return optimizer_steps(len(self.train_set), self.cfg, self.world_size)
 
     def _finish(self) -> str:
         trainer, cb = self.trainer, self.callback

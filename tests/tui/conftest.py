@@ -47,7 +47,7 @@ def gpu_profile(total_gib: float = 24, free_gib: float = 23) -> HardwareProfile:
 
 
 def make_engine(output_dir, profile: HardwareProfile | None = None):
-    from screens.wizard_engine import WizardEngine
+    from cockpit.app.wizard import WizardEngine
 
     fixed = profile or cpu_profile()
     return WizardEngine(output_dir, detect=lambda: fixed)
@@ -56,7 +56,7 @@ def make_engine(output_dir, profile: HardwareProfile | None = None):
 def expected_config(output_dir, profile=None):
     """The config the wizard's engine builds for the answers both wizard tests give: the bundled
     model, task "extend", the advisor's method, the demo data, and epochs=2."""
-    from screens.wizard_engine import DataChoice, ModelChoice, demo_data
+    from cockpit.app.wizard import DataChoice, ModelChoice, demo_data
 
     engine = make_engine(output_dir, profile)
     method = engine.plan(BUNDLED_MODEL, engine.default_method(), auto=True).recommended_choice(engine.default_method())

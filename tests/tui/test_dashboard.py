@@ -118,7 +118,7 @@ def test_live_run_is_followed_with_at_most_four_updates_a_second(tmp_path):
 TRAINER = textwrap.dedent("""
     import signal, sys, time
     from cockpit.run import events as ev
-    from cockpit.run.rundir import write_status
+    from cockpit.run.status import write_status
     run = sys.argv[1]
     sink = ev.JsonlSink(run + "/events.jsonl")
     def stop(*_):

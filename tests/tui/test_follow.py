@@ -9,7 +9,7 @@ import threading
 import time
 
 from cockpit.run import events as ev
-from cockpit.cli.tui import format_event
+from cockpit.run.plain import format_event
 from cockpit.run.follow import (
     RunFollower,
     RunState,

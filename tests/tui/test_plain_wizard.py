@@ -9,7 +9,7 @@ import io
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from screens.plain_wizard import PlainWizard
+from cockpit.cli.plain_wizard import PlainWizard
 from tests.tui.conftest import expected_config, make_engine
 
 

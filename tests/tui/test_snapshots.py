@@ -10,14 +10,14 @@ from __future__ import annotations
 import pytest
 
 from cockpit.config import BUNDLED_MODEL
-from screens import services
+from cockpit.app import runs as services
 from screens.data import DataScreen
 from screens.hardware import HardwareScreen
 from screens.method import MethodScreen
 from screens.model import ModelScreen
 from screens.review import ReviewScreen
 from screens.start import StartScreen
-from screens.wizard_engine import DataChoice, MethodChoice, ModelChoice
+from cockpit.app.wizard import DataChoice, MethodChoice, ModelChoice
 from tests.tui.conftest import CPU_RUN, GPU_RUN, cpu_profile, gpu_profile, make_app, make_engine, wait_for
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]

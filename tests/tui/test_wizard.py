@@ -17,7 +17,7 @@ from screens.model import ModelScreen
 from screens.review import ReviewScreen
 from screens.start import StartScreen
 from screens.welcome import WelcomeScreen
-from screens.wizard_engine import MethodChoice, ModelChoice
+from cockpit.app.wizard import MethodChoice, ModelChoice
 from tests.tui.conftest import expected_config, gpu_profile, make_app, make_engine, run_async, wait_for
 
 

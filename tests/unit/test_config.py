@@ -39,7 +39,7 @@ def test_presets_include_the_cpu_demo_default_and_the_workshop_gpu_recipe():
     gpu = build_config("gpu-8b-workshop")
     assert (gpu.lora_r, gpu.lora_alpha, gpu.lora_dropout, gpu.lr, gpu.epochs) == (64, 128, 0.05, 2e-4, 5)
     assert (gpu.batch_size, gpu.grad_accum, gpu.max_length, gpu.lr_scheduler) == (4, 2, 512, "cosine")
-    assert (gpu.warmup_ratio, gpu.precision) == (0.03, "fp16")
+    assert (gpu.warmup_ratio, gpu.precision) == (0.03, "auto")  # bf16 on Ampere+, fp16 before: the trainer decides
     assert set(gpu.lora_target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                             "down_proj"}
 

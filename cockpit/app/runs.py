@@ -3,7 +3,7 @@
 Screens call these functions instead of importing engine modules directly, for two
 reasons: the slow ones (anything that touches torch or a tokenizer) are imported here
 lazily, inside the function, so the UI starts fast; and the engine's results are turned
-into the small view types the screens draw (see :mod:`screens.wizard_engine` for the
+into the small view types the screens draw (see :mod:`cockpit.app.wizard` for the
 wizard's), so a change in the engine is one change here.
 """
 

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cockpit.config import BUNDLED_MODEL, DEFAULT_PRESET, TrainConfig, build_config, config_from_dict
+from cockpit.app.config import TrainRequest, build_train_config
+from cockpit.config import BUNDLED_MODEL, DEFAULT_PRESET, TrainConfig
 from cockpit.errors import CockpitError
 from cockpit.run_config import resolve_data_path
+from cockpit.planning.estimate import RunEstimate, estimate_run
 from cockpit.run.registry import DEFAULT_RUNS_ROOT
 
 DEMO_DATA = TrainConfig.data  # data/dsl_train.jsonl: the bundled copy when not in the project
@@ -34,12 +36,6 @@ TASK_LABELS = {
 # The same answers in a third of 80 columns: the model step's narrow layout puts them side by side.
 TASK_SHORT_LABELS = {"new": "Teach something new", "behaviour": "Change its behaviour", "extend": "Extend its own domain"}
 GPU_PRESET = "gpu-8b-workshop"
-# Effective training speed assumed for the time estimate (dense matmul FLOP/s that
-# training actually reaches): ~30% of a GPU's 16-bit peak, ~20 GFLOP/s per CPU core.
-GPU_TFLOPS = {"H200": 990, "H100": 990, "A100": 312, "L40": 181, "A6000": 155, "RTX 6000": 182, "4090": 165,
-              "4080": 97, "3090": 71, "3080": 60, "A10": 125, "L4": 121, "V100": 125, "T4": 65}
-GPU_MFU = 0.30
-CPU_FLOPS_PER_CORE = 20e9
 
 
 @dataclass
@@ -127,17 +123,6 @@ class DataView:
         if r.format == "text" and r.token_stats and r.max_length:
             return max(1, math.ceil(r.token_stats["total"] / r.max_length))
         return r.usable
-
-
-@dataclass
-class RunEstimate:
-    """Steps and rough wall time of a config on this machine."""
-
-    train_examples: int
-    steps: int
-    tokens: int
-    seconds: float | None
-    basis: str
 
 
 class WizardEngine:
@@ -311,10 +296,13 @@ class WizardEngine:
         return load_tokenizer(bundled_tokenizer_dir()), ""
 
     # -- config ------------------------------------------------------------------------
-    def base_config(self) -> TrainConfig:
+    def base_preset(self) -> str:
         """The preset a run starts from: the CPU demo, or the workshop's GPU recipe on a GPU."""
-        return build_config(GPU_PRESET if self.hardware().gpus else DEFAULT_PRESET,
-                            overrides={"output_dir": str(self.output_dir)})
+        return GPU_PRESET if self.hardware().gpus else DEFAULT_PRESET
+
+    def base_config(self) -> TrainConfig:
+        """:meth:`base_preset` with this wizard's runs directory."""
+        return build_train_config(TrainRequest(self.base_preset(), choices={"output_dir": str(self.output_dir)}))
 
     def default_method(self) -> MethodChoice:
         """The method step's starting values: those of the preset this machine starts from."""
@@ -322,61 +310,37 @@ class WizardEngine:
         return MethodChoice(method=cfg.method, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
                             max_length=cfg.max_length, lora_r=cfg.lora_r, grad_ckpt=cfg.grad_ckpt)
 
+    def request(self, model: ModelChoice, method: MethodChoice, data: DataChoice,
+                overrides: dict[str, Any] | None = None) -> TrainRequest:
+        """The wizard's answers as the request the CLI would make: the base preset and
+        ``key=value`` choices (what ``llm-cockpit train --preset ... k=v`` gives the same config)."""
+        choices: dict[str, Any] = dict(
+            output_dir=str(self.output_dir), model=model.model, method=method.method, batch_size=method.batch_size,
+            grad_accum=method.grad_accum, max_length=method.max_length, lora_r=method.lora_r,
+            lora_alpha=2 * method.lora_r, grad_ckpt=method.grad_ckpt, data=data.data, eval_data=data.eval_data,
+            stage=data.stage)
+        if data.stage != "sft":  # the preference preset's schedule: a low lr, one epoch, beta
+            preset = build_train_config(TrainRequest(PREFERENCE_PRESET)).to_dict()
+            choices.update({k: preset[k] for k in PREFERENCE_KEYS})
+        choices.update(overrides or {})
+        return TrainRequest(self.base_preset(), choices=choices)
+
     def build_config(self, model: ModelChoice, method: MethodChoice, data: DataChoice,
                      overrides: dict[str, Any] | None = None) -> TrainConfig:
         """The resolved config of the wizard's answers (validated; names the bad key)."""
-        values = self.base_config().to_dict()
-        values.update(model=model.model, method=method.method, batch_size=method.batch_size,
-                      grad_accum=method.grad_accum, max_length=method.max_length, lora_r=method.lora_r,
-                      lora_alpha=2 * method.lora_r, grad_ckpt=method.grad_ckpt, data=data.data,
-                      eval_data=data.eval_data, stage=data.stage)
-        if data.stage != "sft":  # the preference preset's schedule: a low lr, one epoch, beta
-            preset = build_config(PREFERENCE_PRESET).to_dict()
-            values.update({k: preset[k] for k in PREFERENCE_KEYS})
-        if self.hardware().gpus:
-            values["precision"] = "bf16" if self.hardware().gpus[0].bf16 else "fp16"
-        values.update(overrides or {})
-        return config_from_dict(values)
+        return build_train_config(self.request(model, method, data, overrides))
 
     def estimate_run(self, cfg: TrainConfig, examples: int, mean_tokens: float | None) -> RunEstimate:
-        """Optimizer steps (the trainer's arithmetic) and a rough time for this machine."""
-        train = examples
-        if not cfg.eval_data and cfg.eval_split and examples > 1:
-            train -= max(1, round(examples * cfg.eval_split))  # held out like cockpit.data.split_examples
-        per_epoch = math.ceil(train / cfg.batch_size) if train else 0
-        if cfg.max_steps > 0:
-            steps = cfg.max_steps
-        elif cfg.epochs.is_integer():
-            steps = max(1, math.ceil(per_epoch / cfg.grad_accum) * int(cfg.epochs)) if per_epoch else 0
-        else:
-            steps = max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum)) if per_epoch else 0
-        tokens = int(steps * cfg.batch_size * cfg.grad_accum * (mean_tokens or 0))
-        if cfg.stage in ("dpo", "orpo"):
-            tokens *= 2  # a pair is two sequences (mean_tokens counts one)
+        """Optimizer steps (the trainer's own count) and a rough time for this machine."""
         try:
             params = self.spec(cfg.model).params
         except CockpitError:
-            return RunEstimate(train, steps, tokens, None, "unknown model size")
-        flops_per_token = (6 if cfg.method == "full" else 4) * params
-        speed, basis = self._flops()
-        if cfg.method == "qlora":
-            speed *= 0.9  # dequantizing the 4-bit weights costs ~10%
-        if cfg.grad_ckpt:
-            speed /= 1.3  # recomputing activations: 20-30% more time
-        seconds = tokens * flops_per_token / speed if tokens else None
-        return RunEstimate(train, steps, tokens, seconds, basis)
-
-    def _flops(self) -> tuple[float, str]:
-        hw = self.hardware()
-        if hw.gpus:
-            name = hw.gpus[0].name
-            peak = next((v for k, v in GPU_TFLOPS.items() if k.lower() in name.lower()), 100)
-            return peak * 1e12 * GPU_MFU, f"~{GPU_MFU:.0%} of {name}'s {peak} TFLOP/s 16-bit peak"
-        return hw.cpu_cores * CPU_FLOPS_PER_CORE, f"~{CPU_FLOPS_PER_CORE / 1e9:.0f} GFLOP/s per CPU core"
+            params = None
+        return estimate_run(cfg, examples, mean_tokens, params, self.hardware())
 
     def start(self, cfg: TrainConfig) -> Path:
         """Create the run and spawn its detached trainer."""
-        from screens.services import start_run
+        from cockpit.app.runs import start_run
 
         return start_run(cfg)
 

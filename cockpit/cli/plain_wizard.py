@@ -2,7 +2,7 @@
 
 For terminals where a full-screen app cannot run (a basic serial console, some CI or
 web terminals). It asks what the full-screen wizard asks, through questionary, and
-builds the config with the same :class:`~screens.wizard_engine.WizardEngine`, so the
+builds the config with the same :class:`~cockpit.app.wizard.WizardEngine`, so the
 same answers give the same config and the same run.
 """
 
@@ -18,9 +18,9 @@ import questionary
 from cockpit.config import BUNDLED_MODEL, config_to_yaml, parse_overrides
 from cockpit.errors import CockpitError
 from cockpit.run.follow import fmt_age, fmt_bytes
-from screens.review import estimate_text, rules_of_thumb
-from screens.services import list_runs
-from screens.wizard_engine import TASK_LABELS, DataChoice, MethodChoice, ModelChoice, WizardEngine, demo_data
+from cockpit.planning.rules import estimate_lines, plain_text, rules_of_thumb
+from cockpit.app.runs import list_runs
+from cockpit.app.wizard import TASK_LABELS, DataChoice, MethodChoice, ModelChoice, WizardEngine, demo_data
 
 OTHER = "__other__"
 
@@ -145,8 +145,8 @@ class PlainWizard:
         cfg = self.engine.build_config(model, method, data)
         while True:
             self.say(config_to_yaml(cfg).rstrip())
-            self.say(estimate_text(cfg, self.engine.estimate_run(cfg, data.examples, data.mean_tokens)).plain)
-            self.say(rules_of_thumb(cfg, self.engine.spec(cfg.model).params).plain)
+            self.say(plain_text(estimate_lines(cfg, self.engine.estimate_run(cfg, data.examples, data.mean_tokens))))
+            self.say(plain_text(rules_of_thumb(cfg, self.engine.spec(cfg.model).params)))
             pairs = self.ask(questionary.text("Change a setting (key=value ..., empty to go on):",
                                               **self.options)).split()
             if not pairs:
@@ -178,7 +178,7 @@ def _positive(text: str) -> bool | str:
 
 def run_plain_wizard(output_dir: str | Path | None = None) -> int:
     """The ``wizard --plain`` command: ask, start, and offer to follow the run here."""
-    from cockpit.cli.tui import attach_plain
+    from cockpit.run.plain import attach_plain
 
     wizard = PlainWizard(WizardEngine(output_dir))
     try:

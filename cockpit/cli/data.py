@@ -104,8 +104,11 @@ def load_tokenizer_for(model: str | None):
 def cmd_check(args) -> int:
     from cockpit.data import build_report
 
+    from cockpit.run_config import typed_or_bundled
+
     if args.max_length < 1:
         raise CockpitError(f"--max-length {args.max_length} must be at least 1", "e.g. --max-length 512")
+    args.file = typed_or_bundled(args.file)  # the demo's data/dsl_train.jsonl from any directory
     try:
         tokenizer = None
         if (args.model or "").lower() != "none":

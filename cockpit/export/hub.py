@@ -18,8 +18,8 @@ from typing import Any
 
 from cockpit.config import BUNDLED_MODEL
 from cockpit.errors import CockpitError
+from cockpit.run_config import typed_or_bundled
 from cockpit.export.source import RunSource, read_json
-from cockpit.paths import REPO_ROOT
 
 _REPO_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _CARD_CONFIG_KEYS = ("method", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "lr_scheduler",
@@ -67,7 +67,7 @@ def base_model_id(spec: str) -> str | None:
 def _count_examples(data: str | None) -> int | None:
     if not data:
         return None
-    for path in (Path(data), REPO_ROOT / data):
+    for path in (Path(data), Path(typed_or_bundled(data))):
         if path.is_file():
             with open(path, encoding="utf-8", errors="replace") as fh:
                 return sum(1 for line in fh if line.strip())

@@ -133,9 +133,9 @@ def test_lm_eval_missing_is_one_line_with_the_install_command(tmp_path, monkeypa
 def test_pin_matches_the_eval_extra():
     import tomllib
 
-    from cockpit.paths import REPO_ROOT
+    from cockpit.paths import SOURCE_ROOT
 
-    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    extras = tomllib.loads((SOURCE_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert extras["eval"] == [regression.LM_EVAL_PIN]
 
 

@@ -2,8 +2,8 @@
 
 The export loads the model (torch, llama.cpp), so it never runs in the UI process:
 this screen runs ``llm-cockpit export`` as a child process and shows its output (one
-line per stage; the libraries' chatter goes to the run's export log). On an
-installation without the export engine it shows the command to run instead.
+line per stage; the libraries' chatter goes to the run's export log), so a crash or
+an out-of-memory there never takes the cockpit down.
 
 Without llama.cpp's runtime (llama-cpp-python, built from source on first use) the screen
 says what the export loses and offers to install it first (``--install-runtime``): ticked
@@ -24,6 +24,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from cockpit.app import runs as services
+from cockpit.export.convert import DEFAULT_QUANT
 from widgets.command import CommandLog
 
 TARGETS = [("Ollama (merge, GGUF, Modelfile, ollama create)", "ollama"),
@@ -47,12 +48,10 @@ class ExportScreen(ModalScreen[None]):
     CSS_PATH = "modal.tcss"
     BINDINGS = [Binding("escape", "close", "Close")]
 
-    def __init__(self, run_dir: Path, *, available: bool | None = None, runtime_missing: bool | None = None) -> None:
+    def __init__(self, run_dir: Path, *, runtime_missing: bool | None = None) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
-        self.available = services.export_available() if available is None else available
-        self.runtime_missing = (self.available and services.llama_runtime_missing()) if runtime_missing is None \
-            else runtime_missing
+        self.runtime_missing = services.llama_runtime_missing() if runtime_missing is None else runtime_missing
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -62,28 +61,22 @@ class ExportScreen(ModalScreen[None]):
                 yield Select(TARGETS, value="ollama", allow_blank=False, id="target", compact=True)
             with Horizontal(classes="row"):
                 yield Label("quantize", classes="label")
-                yield Select(QUANTS, value="q8_0", allow_blank=False, id="quant", compact=True)
+                yield Select(QUANTS, value=DEFAULT_QUANT, allow_blank=False, id="quant", compact=True)
             with Horizontal(classes="row"):
                 yield Label("name", classes="label")
                 yield Input(default_model_name(self.run_dir), id="name", compact=True)
             if self.runtime_missing:
-                yield Static(services.runtime_note("q8_0"), classes="runtime-note", id="runtime-note")
+                yield Static(services.runtime_note(DEFAULT_QUANT), classes="runtime-note", id="runtime-note")
                 yield Checkbox(INSTALL_LABEL, value=False, id="install-runtime", compact=True)
             yield Static(self._command(), classes="command", id="command")
-            if self.available:
-                yield CommandLog(id="log")
-            else:
-                yield Static("This installation has no export engine. Run the command above in a "
-                             "shell once it has (it is the same command the Export button runs).",
-                             id="unavailable")
+            yield CommandLog(id="log")
             with Horizontal(classes="buttons"):
                 yield Button("Close", id="close")
-                if self.available:
-                    yield Button("Export", id="run", variant="primary")
+                yield Button("Export", id="run", variant="primary")
 
     def _options(self) -> tuple[str, str | None, str | None]:
         target = str(self.query_one("#target", Select).value) if self.is_mounted else "ollama"
-        quant = str(self.query_one("#quant", Select).value) if self.is_mounted else "q8_0"
+        quant = str(self.query_one("#quant", Select).value) if self.is_mounted else DEFAULT_QUANT
         name = self.query_one("#name", Input).value.strip() if self.is_mounted else default_model_name(self.run_dir)
         return target, (quant if target != "hf" else None), (name or None)
 
@@ -147,6 +140,6 @@ class ExportScreen(ModalScreen[None]):
 
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:
-        if self.available and self.query_one(CommandLog).running:
+        if self.query_one(CommandLog).running:
             self.query_one(CommandLog).cancel()
         self.dismiss(None)

@@ -9,7 +9,6 @@ wizard's), so a change in the engine is one change here.
 
 from __future__ import annotations
 
-import importlib.util
 import shlex
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from cockpit.run.rundir import RunInfo
 from cockpit.run.registry import DEFAULT_RUNS_ROOT, known_roots, list_all_runs
 from cockpit.run.registry import run_spec as _run_spec
 
-__all__ = ["CockpitError", "start_run", "stop_run", "resume_run", "list_runs", "runs_place", "export_available",
+__all__ = ["CockpitError", "start_run", "stop_run", "resume_run", "list_runs", "runs_place",
            "export_command", "cli_command", "run_spec", "llama_runtime_missing", "runtime_required", "runtime_note"]
 
 
@@ -59,11 +58,6 @@ def runs_place(output_dir: str | Path | None) -> str:
     if len(roots) == 1:
         return str(roots[0])
     return f"{len(roots)} runs directories" if roots else f"{DEFAULT_RUNS_ROOT} (none remembered elsewhere)"
-
-
-def export_available() -> bool:
-    """Whether this installation has the export engine and its command."""
-    return all(importlib.util.find_spec(m) is not None for m in ("cockpit.export", "cockpit.cli.export"))
 
 
 def llama_runtime_missing() -> bool:

@@ -8,9 +8,9 @@ import sys
 import time
 from typing import TextIO
 
+from cockpit.export.convert import DEFAULT_QUANT, QUANTS
+from cockpit.export.pipeline import TARGETS
 from cockpit.run.registry import find_run
-_TARGETS = ("ollama", "gguf", "hf")
-_QUANTS = ("f16", "bf16", "q8_0", "q4_k_m", "q5_k_m")
 
 
 def register(sub) -> None:
@@ -23,9 +23,10 @@ def register(sub) -> None:
                     "(or --merged model) with a model card.")
     p.add_argument("run", nargs="?", default=None,
                    help="run name or path (default: latest; with --install-runtime alone, none: install only)")
-    p.add_argument("--to", dest="target", choices=_TARGETS, default="ollama", help="where to export (default ollama)")
-    p.add_argument("--quant", choices=_QUANTS, default="f16",
-                   help="GGUF type: f16, bf16, q8_0 (converter), q4_k_m, q5_k_m (need llama.cpp's quantizer)")
+    p.add_argument("--to", dest="target", choices=TARGETS, default="ollama", help="where to export (default ollama)")
+    p.add_argument("--quant", choices=QUANTS, default=DEFAULT_QUANT,
+                   help=f"GGUF type (default {DEFAULT_QUANT}): f16, bf16, q8_0 (converter), q4_k_m, q5_k_m "
+                        "(need llama.cpp's quantizer)")
     p.add_argument("--name", default=None,
                    help="Ollama model name (default from the run's name); for --to hf the repo id OWNER/REPO")
     p.add_argument("--dry-run", action="store_true", help="check and show what would be written, write nothing")

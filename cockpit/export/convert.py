@@ -29,6 +29,8 @@ from cockpit.export.doctor import CONVERTER_INSTALL, converter_module
 log = logging.getLogger(__name__)
 
 QUANTS = ("f16", "bf16", "q8_0", "q4_k_m", "q5_k_m")
+DEFAULT_QUANT = "q8_0"
+"""What an export writes unless told: near-lossless at half of f16, by the converter alone."""
 CONVERTER_TYPES = ("f16", "bf16", "q8_0")
 K_QUANTS = {"q4_k_m": ("Q4_K_M", 15), "q5_k_m": ("Q5_K_M", 17)}  # name for llama-quantize, llama_ftype value
 Say = Callable[[str, float | None], None]

@@ -114,7 +114,7 @@ def _safe_file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name.split(":")[0].replace("/", "-")).strip("-.") or "model"
 
 
-def export_run(run_dir: str | Path, target: str = "ollama", quant: str = "f16", name: str | None = None,
+def export_run(run_dir: str | Path, target: str = "ollama", quant: str = convert.DEFAULT_QUANT, name: str | None = None,
                dry_run: bool = False, progress: Callable[[ExportProgress], None] | None = None, *,
                verify_export: bool = True, verify_logits: bool = True, merged: bool = False,
                private: bool = True, install_runtime: bool = False, echo: bool = False) -> ExportResult:

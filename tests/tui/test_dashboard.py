@@ -16,6 +16,7 @@ from cockpit.run.status import read_status, write_status
 from screens.confirm import ConfirmScreen
 from screens.dashboard import DashboardScreen
 from screens.export import ExportScreen
+from widgets.command import CommandLog
 from screens.help import HelpScreen
 from screens.runs import RunsScreen
 from tests.tui.conftest import CPU_RUN, GPU_RUN, make_app, run_async, wait_for
@@ -167,7 +168,7 @@ def test_stop_asks_first_then_the_trainer_stops_gracefully(tmp_path):
 
 def test_export_runs_the_export_command_and_shows_its_output(runs_copy):
     app = make_app("runs", output_dir=runs_copy)
-    screen = ExportScreen(runs_copy / GPU_RUN, available=True)
+    screen = ExportScreen(runs_copy / GPU_RUN)
 
     async def go():
         async with app.run_test(size=(80, 24)) as pilot:
@@ -185,7 +186,7 @@ def test_export_runs_the_export_command_and_shows_its_output(runs_copy):
 
 def test_export_without_llama_cpp_offers_the_install_ticked_for_k_quants(runs_copy):
     app = make_app("runs", output_dir=runs_copy)
-    screen = ExportScreen(runs_copy / GPU_RUN, available=True, runtime_missing=True)
+    screen = ExportScreen(runs_copy / GPU_RUN, runtime_missing=True)
 
     async def go():
         async with app.run_test(size=(80, 24)) as pilot:
@@ -209,15 +210,15 @@ def test_export_without_llama_cpp_offers_the_install_ticked_for_k_quants(runs_co
     run_async(go())
 
 
-def test_export_without_the_engine_shows_the_command_only(runs_copy):
+def test_the_export_command_follows_the_name_typed(runs_copy):
     app = make_app("runs", output_dir=runs_copy)
-    screen = ExportScreen(runs_copy / GPU_RUN, available=False)
+    screen = ExportScreen(runs_copy / GPU_RUN, runtime_missing=False)
 
     async def go():
         async with app.run_test(size=(80, 24)) as pilot:
             await app.push_screen(screen)
             await pilot.pause()
-            assert not screen.query("#run") and screen.query("#unavailable")
+            assert screen.query("#run") and not screen.query_one(CommandLog).running  # nothing ran yet
             screen.query_one("#name").focus()
             await pilot.press("end", *"-v2")
             assert "--name cockpit-2026-11-20-14-00-00-gpu-qlora-v2" in str(screen.query_one("#command").render())
@@ -229,7 +230,7 @@ def test_export_without_the_engine_shows_the_command_only(runs_copy):
 
 def test_export_to_the_hub_asks_for_a_repository_name(runs_copy):
     app = make_app("runs", output_dir=runs_copy)
-    screen = ExportScreen(runs_copy / GPU_RUN, available=False)
+    screen = ExportScreen(runs_copy / GPU_RUN, runtime_missing=False)
 
     async def go():
         async with app.run_test(size=(80, 24)) as pilot:

@@ -5,7 +5,9 @@ thread worker through :class:`cockpit.run.follow.RunFollower`, folds the events 
 posts one :class:`RunWatcher.Updated` message per poll that saw something new. The
 worker never touches a widget; polls are ``interval`` apart, so however fast the
 trainer logs, the screen gets at most ``1 / interval`` updates a second (4 by default),
-each carrying a complete snapshot (a batch of events folded into one state).
+each carrying a complete snapshot (a batch of events folded into one state). A snapshot
+still queued when a newer one arrives is dropped for it (``can_replace``), so a screen
+that fell behind catches up in one draw.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ class RunWatcher(Widget):
             super().__init__()
             self.state = state
             self.new_events = new_events
+
+        def can_replace(self, message: Message) -> bool:
+            """A newer snapshot of the same run still queued supersedes this one (a busy screen
+            draws the latest state once, not every stale one in turn); it counts our events too."""
+            if isinstance(message, RunWatcher.Updated) and message.state.name == self.state.name:
+                message.new_events += self.new_events
+                return True
+            return False
 
     def __init__(self, run_dir: str | Path, *, interval: float = 0.25, id: str | None = None) -> None:
         super().__init__(id=id)

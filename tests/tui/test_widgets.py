@@ -66,3 +66,42 @@ def test_histogram_bins_count_every_value():
     edges, counts = histogram_bins([1, 2, 2, 3, 10], bins=3)
     assert sum(counts) == 5 and counts[0] == 4 and len(edges) == 4
     assert histogram_bins([], 4) == ([], [])
+
+
+def test_a_queued_snapshot_is_replaced_by_a_newer_one(tmp_path):
+    """Snapshots posted faster than the screen handles them: it draws the newest once, and
+    the count of new events still adds up (Textual's Message.can_replace)."""
+    import asyncio
+
+    from textual import on
+    from textual.app import App
+
+    from cockpit.run.follow import RunState
+    from widgets.watcher import RunWatcher
+
+    class Probe(App):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple[int, int]] = []
+
+        def compose(self):
+            yield RunWatcher(tmp_path, interval=60)
+
+        @on(RunWatcher.Updated)
+        def _updated(self, message: RunWatcher.Updated) -> None:
+            self.seen.append((message.state.events_seen, message.new_events))
+
+    async def go():
+        app = Probe()
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            app.seen.clear()  # the watcher's own first look at the empty directory
+            watcher = app.query_one(RunWatcher)
+            for n in range(1, 6):  # queued before the watcher's pump runs again
+                state = RunState(name=tmp_path.name)
+                state.events_seen = n
+                watcher.post_message(RunWatcher.Updated(state, 2))
+            await pilot.pause()
+            assert app.seen == [(5, 10)]
+
+    asyncio.run(go())

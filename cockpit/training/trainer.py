@@ -27,6 +27,7 @@ from cockpit.config import TrainConfig
 from cockpit.training.cpu_share import start_watching, threads_message
 from cockpit.errors import CockpitError, exception_line
 from cockpit.training.oom import is_oom, oom_message
+from cockpit.training.precision import Precision
 from cockpit.training.recipe import (count_tokens, emit_error, load_model, load_tokenizer, loading_words, model_label,
                             pick_precision, source_label, trainable_parameters)
 from cockpit.run_config import load_run_config
@@ -68,6 +69,17 @@ class TrainingRun:
         self.trainer = None
         self.callback: EventCallback | None = None
         self.cpu_share = None  # cockpit.training.cpu_share.CpuShare on a CPU
+        # what setup() finds, in its order (None until it has)
+        self.model_path: Path | None = None  # the model's files on this machine
+        self.precision: Precision | None = None
+        self.speedups = None  # cockpit.training.speedups.Speedups
+        self.tokenizer = None
+        self.model = None  # the PEFT-wrapped model with LoRA, the plain one for full
+        self.data = None  # the prepared SFT data or the preference data
+        self.train_set = self.eval_set = None
+        self.probes: list = []  # what the sample events ask
+        self.raw_probes = False  # plain text: the probes are continued, not chat-templated
+        self.tokens = None  # cockpit.training.callbacks.TokenCounter
 
     @property
     def is_main(self) -> bool:
@@ -79,6 +91,12 @@ class TrainingRun:
         if self.is_main:
             write_status(self.run_dir, state="starting", pid=os.getpid(), error=None, advice=None)
         step = 0
+        # the trackers' variables and the warning filters are this run's: a caller training in
+        # its own process (train --foreground, demo, tests) gets its own back afterwards
+        with warnings.catch_warnings(), _environment_restored():
+            return self._execute(step)
+
+    def _execute(self, step: int) -> str:
         try:
             self.setup()
             state = self.train()
@@ -106,7 +124,7 @@ class TrainingRun:
         return "failed"
 
     def _oom_message(self, exc: BaseException) -> str:
-        on_gpu = getattr(self, "precision", None) is not None and self.precision.device == "cuda"
+        on_gpu = self.precision is not None and self.precision.device == "cuda"
         return oom_message(exc, on_gpu, _estimate(self.cfg) if self.cfg is not None else None)
 
     def _fail(self, message: str, advice: str, step: int) -> None:
@@ -422,8 +440,7 @@ class TrainingRun:
             # The callback asked the Trainer to save at this step; if the stop came after the
             # last step boundary, save here. Every rank takes the same branch (DDP saves together).
             if cb.last_saved_step != step:
-                trainer._save_checkpoint(trainer.model, trial=None)  # noqa: SLF001 - full state incl. optimizer
-                cb.on_save(trainer.args, trainer.state, trainer.control)
+                _save_resumable_checkpoint(trainer, cb)
             if self.is_main:
                 self.sink.emit(ev.RunFinished(step=step, state="stopped", summary=cb.summary))
                 write_status(self.run_dir, state="stopped", step=step, advice=(
@@ -464,6 +481,33 @@ class TrainingRun:
             self.cpu_share.stop()
         if self._own_sink and isinstance(self.sink, ev.JsonlSink):
             self.sink.close()
+
+
+@contextlib.contextmanager
+def _environment_restored():
+    """``os.environ`` as it was on entry, on exit (variables set for the run are removed again)."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in [n for n in os.environ if n not in saved]:
+            del os.environ[name]
+        os.environ.update(saved)
+
+
+def _save_resumable_checkpoint(trainer, callback) -> None:
+    """A checkpoint a resume can continue from (weights, optimizer, scheduler, RNG, trainer
+    state) at this step. transformers has no public call for one outside its step loop: its
+    own ``_save_checkpoint`` is the routine the loop calls (TRL and Axolotl use it too). Where
+    a transformers release no longer has it, the run keeps its newest complete checkpoint and
+    says so."""
+    save = getattr(trainer, "_save_checkpoint", None)
+    if save is None:
+        log.warning("this transformers cannot save a checkpoint outside its step loop: "
+                    "a resume continues from the newest complete checkpoint")
+        return
+    save(trainer.model, trial=None)
+    callback.on_save(trainer.args, trainer.state, trainer.control)
 
 
 def _examples_line(stats) -> str:

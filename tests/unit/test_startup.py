@@ -155,3 +155,18 @@ def test_materializing_is_announced_only_when_there_is_something_to_convert(tmp_
     with pytest.raises(CockpitError):
         materialize_gguf(broken, tmp_path / "out", lambda *a: heard.append(a))
     assert [name for name, _ in heard] == ["materializing"] and "broken.gguf" in heard[0][1]
+
+
+def test_a_run_in_the_callers_process_leaves_its_environment_and_warning_filters(tiny_config, monkeypatch):
+    """train --foreground and demo train in the caller's process: the trackers' variables
+    (TENSORBOARD_LOGGING_DIR) and the trainer's warning filters must not outlive the run."""
+    import os
+    import warnings
+
+    monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
+    env, filters = dict(os.environ), list(warnings.filters)
+    run_dir = prepare_run(tiny_config(max_steps=1, report_to="tensorboard"))
+    assert TrainingRun(run_dir, sink=ev.ListSink()).execute() == "finished"
+    assert any((run_dir / "logs").rglob("events.out.tfevents.*"))  # the variable did reach the tracker
+    assert dict(os.environ) == env
+    assert warnings.filters == filters

@@ -26,6 +26,7 @@ import yaml
 from cockpit.errors import CockpitError
 from cockpit.paths import PRESETS_DIR
 from cockpit.run.registry import DEFAULT_RUNS_ROOT
+from cockpit.run.rundir import RUN_NAME_RE
 
 METHODS = ("full", "lora", "int8", "qlora")
 STAGES = ("sft", "dpo", "orpo", "kto")
@@ -35,7 +36,7 @@ SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DEFAULT_PRESET = "cpu-demo"
 BUNDLED_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
-LORA_ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+LORA_ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass
@@ -461,9 +462,8 @@ def validate(cfg: TrainConfig) -> None:
         _check(bool(cfg.lora_target_modules), "lora_target_modules", cfg.lora_target_modules,
                "a comma-separated list such as q_proj,v_proj")
     if cfg.run_name is not None:
-        import re
 
-        _check(bool(re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", cfg.run_name)), "run_name", cfg.run_name,
+        _check(bool(RUN_NAME_RE.match(cfg.run_name)), "run_name", cfg.run_name,
                "letters, digits, '.', '_' or '-'")
 
 

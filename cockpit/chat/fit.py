@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.errors import CockpitError
-from cockpit.planning.memory import CPU_BASE_OVERHEAD, CPU_LAYER_OVERHEAD, CUDA_CONTEXT_BYTES, CUDA_FRAGMENTATION, fmt_bytes
+from cockpit.planning.memory import CPU_BASE_OVERHEAD, CPU_LAYER_OVERHEAD, CUDA_CONTEXT_BYTES, CUDA_FRAGMENTATION
+from cockpit.run.words import fmt_bytes
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
 

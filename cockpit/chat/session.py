@@ -38,7 +38,7 @@ from cockpit.chat.loading import llama_cpp_problem, load_weights, pick_device
 from cockpit.chat.sides import GGUFAnswerer, HFAnswerer, Sampling
 from cockpit.chat.target import ChatTarget, exported_gguf, resolve_target, run_weights
 from cockpit.errors import CockpitError, exception_line
-from cockpit.planning.memory import fmt_bytes
+from cockpit.run.words import fmt_bytes
 
 log = logging.getLogger(__name__)
 

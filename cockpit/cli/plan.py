@@ -97,7 +97,8 @@ def cmd_doctor(args) -> int:
 def cmd_plan(args) -> int:
     from cockpit.planning import advisor
     from cockpit.models import catalog
-    from cockpit.planning.memory import ALL_LINEAR, BREAKDOWN_KEYS, fmt_bytes
+    from cockpit.planning.memory import ALL_LINEAR, BREAKDOWN_KEYS
+    from cockpit.run.words import fmt_bytes
 
     if args.list:
         return _list_catalog(args.json)

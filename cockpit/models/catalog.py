@@ -35,7 +35,8 @@ CATALOG_PATH = PRESETS_DIR / "models.yaml"
 KINDS = ("base", "instruct", "code", "code-instruct")
 ARCHS = ("llama", "qwen2", "mistral", "gemma2")
 _ARCH_NUMBERS = ("params", "layers", "hidden", "intermediate", "heads", "kv_heads", "vocab")
-_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+HUB_MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+"""A Hugging Face model id, ORG/NAME (what may be looked up or downloaded)."""
 HUB_TIMEOUT_S = 5.0
 
 
@@ -238,7 +239,7 @@ def resolve_spec(model: str, *, network: bool = True, timeout: float = HUB_TIMEO
         if not path.is_file():
             raise CockpitError(f"model file {path} does not exist", "check the path")
         return spec_from_gguf(path)
-    if not _HUB_ID_RE.match(name) or name.startswith((".", "/", "~")):
+    if not HUB_MODEL_ID_RE.match(name) or name.startswith((".", "/", "~")):
         raise CockpitError(f"model {name!r} is not in the catalog, not a local path and not a hub id",
                            "give a catalog name (llm-cockpit plan --list), a model directory, a .gguf file or owner/name")
     return spec_from_config(_hub_config(name, network=network, timeout=timeout), name)

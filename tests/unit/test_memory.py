@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 
 from cockpit.models.catalog import ModelSpec, load_catalog, lookup
 from cockpit.errors import CockpitError
+from cockpit.run.words import fmt_bytes
 from cockpit.planning.memory import (
     ALL_LINEAR,
     BREAKDOWN_KEYS,
     NF4_BYTES_PER_PARAM,
     estimate_for_config,
     estimate_memory,
-    fmt_bytes,
     layer_activation_bytes,
     lora_params,
     weight_bytes,

@@ -17,7 +17,8 @@ from typing import Any
 
 from cockpit.errors import CockpitError
 from cockpit.export.modelfile import END_OF_TURN, detect_family
-from cockpit.export.source import embedding_rows, read_json
+from cockpit.run.atomic import read_json_object
+from cockpit.export.source import embedding_rows
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def run_doctor(config_dir: Path, tokenizer, weights_dir: Path, generation_eos: l
     """Check a model (its ``config.json`` in ``config_dir``, weights in ``weights_dir``)
     and its loaded ``tokenizer`` before conversion."""
     report = DoctorReport()
-    config = read_json(Path(config_dir) / "config.json")
+    config = read_json_object(Path(config_dir) / "config.json")
     archs = config.get("architectures") or []
     arch = archs[0] if archs else None
     try:

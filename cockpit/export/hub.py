@@ -19,7 +19,8 @@ from typing import Any
 from cockpit.config import BUNDLED_MODEL
 from cockpit.errors import CockpitError
 from cockpit.run_config import typed_or_bundled
-from cockpit.export.source import RunSource, read_json
+from cockpit.run.atomic import read_json_object
+from cockpit.export.source import RunSource
 
 _REPO_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _CARD_CONFIG_KEYS = ("method", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "lr_scheduler",
@@ -136,7 +137,7 @@ def model_card(source: RunSource, repo_id: str, kind: str) -> str:
         lines.append(f"| {key} | {_fmt(getattr(cfg, key))} |")
     if source.final_loss is not None:
         lines.append(f"| final training loss | {source.final_loss:.4f} |")
-    table = eval_table(read_json(source.run_dir / "eval.json"))
+    table = eval_table(read_json_object(source.run_dir / "eval.json"))
     lines += ["", "## Evaluation", ""]
     lines += [table] if table else ["No evaluation was recorded for this run (llm-cockpit eval writes eval.json).", ""]
     lines += ["## Use", "", "```python"]

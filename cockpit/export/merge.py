@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cockpit.errors import CockpitError, exception_line
-from cockpit.export.source import RunSource, read_json, tokenizer_dir, weights_summary
+from cockpit.run.atomic import read_json_object
+from cockpit.export.source import RunSource, tokenizer_dir, weights_summary
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def _adapter_fingerprint(source: RunSource, base_dir: Path) -> dict:
 def merged_is_current(source: RunSource, base_dir: Path) -> bool:
     """Whether ``export/merged`` was made from exactly this adapter and base (skip re-merging)."""
     marker = source.export_dir / MERGED_DIR / _MARKER
-    return marker.is_file() and read_json(marker) == _adapter_fingerprint(source, base_dir)
+    return marker.is_file() and read_json_object(marker) == _adapter_fingerprint(source, base_dir)
 
 
 def merge_adapter(source: RunSource, base_dir: Path, load_dtype: str, say: Say | None = None) -> Path:
@@ -126,7 +127,7 @@ def merge_adapter(source: RunSource, base_dir: Path, load_dtype: str, say: Say |
     if merged_is_current(source, base_dir):
         say("merged model is up to date", 1.0)
         return out
-    base_cfg = read_json(base_dir / "config.json")
+    base_cfg = read_json_object(base_dir / "config.json")
     if base_cfg.get("quantization_config"):
         raise CockpitError(
             f"the base model {source.cfg.model} is stored pre-quantized ({base_cfg['quantization_config'].get('quant_method', '?')})",

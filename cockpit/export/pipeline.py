@@ -21,7 +21,7 @@ from typing import Any
 from cockpit.errors import UsageError
 from cockpit.export import convert, doctor, hub, merge, modelfile, ollama, runtime, source, verify
 from cockpit.export.exportlog import LOG_FILE, ExportLog
-from cockpit.run.atomic import atomic_write_json, atomic_write_text
+from cockpit.run.atomic import atomic_write_json, atomic_write_text, read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def export_run(run_dir: str | Path, target: str = "ollama", quant: str = convert
 
 
 def _gen_eos(model_dir: Path) -> list[int]:
-    value = source.read_json(model_dir / "generation_config.json").get("eos_token_id")
+    value = read_json_object(model_dir / "generation_config.json").get("eos_token_id")
     return [value] if isinstance(value, int) else [int(v) for v in value or []]
 
 

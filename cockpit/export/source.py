@@ -116,15 +116,6 @@ def tokenizer_dir(source: RunSource, base_dir: Path | None) -> Path:
     return base_dir
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path`` (empty when missing or unreadable)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def safetensors_header(path: Path) -> dict[str, Any]:
     """The tensor table of a .safetensors file (names, dtypes, shapes) without reading weights."""
     with open(path, "rb") as fh:

@@ -1,7 +1,8 @@
 """Atomic file replacement: a reader sees the old version of a file or the new one, never half.
 
 Write a temporary file beside the target (same filesystem), flush and fsync it, then
-``os.replace`` it over the target; on any failure the temporary file is removed.
+``os.replace`` it over the target; on any failure the temporary file is removed. Readers
+of such files take what is there (:func:`read_json_object`) and never fail on it.
 """
 
 from __future__ import annotations
@@ -51,4 +52,13 @@ def atomic_symlink(target: str | os.PathLike[str], link: str | os.PathLike[str])
     os.replace(tmp, link)
 
 
-__all__ = ["atomic_write_text", "atomic_write_json", "atomic_symlink"]
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON object in ``path`` (empty when missing, unreadable or not an object)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+__all__ = ["atomic_write_text", "atomic_write_json", "atomic_symlink", "read_json_object"]

@@ -16,13 +16,12 @@ written for the launcher's current session; until then a fresh
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from cockpit.run.atomic import atomic_write_json
+from cockpit.run.atomic import atomic_write_json, read_json_object
 
 STATUS_FILE = "status.json"
 LAUNCH_FILE = "launch.json"
@@ -31,14 +30,6 @@ FINAL_STATES = ("finished", "failed", "stopped")
 
 _LAUNCH_WINS = ("state", "pid", "error", "advice")
 """What a launcher's newer session says over a trainer's status of an older session."""
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _session(data: dict[str, Any]) -> int:
@@ -50,12 +41,12 @@ def _session(data: dict[str, Any]) -> int:
 
 def read_trainer_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """``status.json`` alone, as the trainer last wrote it (empty when missing or unreadable)."""
-    return _read_json(Path(run_dir) / STATUS_FILE)
+    return read_json_object(Path(run_dir) / STATUS_FILE)
 
 
 def read_launch(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """``launch.json`` alone (empty when missing or unreadable: a run of an older cockpit)."""
-    return _read_json(Path(run_dir) / LAUNCH_FILE)
+    return read_json_object(Path(run_dir) / LAUNCH_FILE)
 
 
 def write_status(run_dir: str | os.PathLike[str], **fields: Any) -> dict[str, Any]:

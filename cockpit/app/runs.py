@@ -1,7 +1,7 @@
-"""The one place where screens reach the engine.
+"""Runs, as every front end starts, stops, resumes and lists them.
 
-Screens call these functions instead of importing engine modules directly, for two
-reasons: the slow ones (anything that touches torch or a tokenizer) are imported here
+The CLI, the screens and the plain wizard call these functions instead of the engine's
+launch and foreground modules, for two reasons: the slow ones (anything that touches torch or a tokenizer) are imported here
 lazily, inside the function, so the UI starts fast; and the engine's results are turned
 into the small view types the screens draw (see :mod:`cockpit.app.wizard` for the
 wizard's), so a change in the engine is one change here.
@@ -19,29 +19,83 @@ from cockpit.run.rundir import RunInfo
 from cockpit.run.registry import DEFAULT_RUNS_ROOT, known_roots, list_all_runs
 from cockpit.run.registry import run_spec as _run_spec
 
-__all__ = ["CockpitError", "start_run", "stop_run", "resume_run", "list_runs", "runs_place",
+__all__ = ["CockpitError", "check_layout", "create_run", "trains_here", "launch", "train_here", "start_run", "stop_run",
+           "resume_layout", "resume_run", "list_runs", "runs_place",
            "export_command", "cli_command", "run_spec", "llama_runtime_missing", "runtime_required", "runtime_note"]
 
 
-def start_run(cfg: TrainConfig) -> Path:
-    """Create the run directory and spawn the detached trainer (``cockpit.run.launch``)."""
-    from cockpit.run.launch import start_run as _start
+def check_layout(num_processes: int = 1, accelerate_config: str | None = None) -> None:
+    """The process layout is possible (a count >= 1, an accelerate config that exists)."""
+    from cockpit.run.launch import check_launch
 
-    return _start(cfg)
+    check_launch(num_processes, accelerate_config)
 
 
-def stop_run(run_dir: Path) -> None:
-    """Graceful stop: SIGTERM to the trainer, which checkpoints and ends ``stopped``."""
+def create_run(cfg: TrainConfig, num_processes: int = 1, accelerate_config: str | None = None,
+               progress=None) -> Path:
+    """Check the start (layout, model, data, disk) and create the run directory; a refused
+    start leaves nothing behind (:func:`cockpit.run.launch.prepare_run`)."""
+    from cockpit.run.launch import prepare_run
+
+    check_layout(num_processes, accelerate_config)
+    return prepare_run(cfg, progress)
+
+
+def trains_here(num_processes: int, accelerate_config: str | None) -> bool:
+    """Whether this layout can train in the caller's own process (one plain process)."""
+    from cockpit.run.launch import single_process
+
+    return single_process(num_processes, accelerate_config)
+
+
+def launch(run_dir: Path, num_processes: int = 1, accelerate_config: str | None = None) -> int:
+    """Spawn the detached trainer of a created run; returns its pid."""
+    from cockpit.run.launch import spawn_trainer
+
+    return spawn_trainer(run_dir, num_processes=num_processes, accelerate_config=accelerate_config)
+
+
+def train_here(run_dir: Path, resume: bool = False) -> int:
+    """Train (or continue) the run in this process, one line per event on stderr; the exit
+    status (0 finished or stopped, 1 failed). A resume starts a new launch session first."""
+    from cockpit.run.foreground import run_foreground
+
+    if resume:
+        from cockpit.run.launch import begin_session_here
+
+        begin_session_here(run_dir)
+    return run_foreground(run_dir, resume=resume)
+
+
+def start_run(cfg: TrainConfig, num_processes: int = 1, accelerate_config: str | None = None,
+              progress=None) -> Path:
+    """Create the run directory and spawn the detached trainer."""
+    run_dir = create_run(cfg, num_processes, accelerate_config, progress)
+    launch(run_dir, num_processes, accelerate_config)
+    return run_dir
+
+
+def stop_run(run_dir: Path, timeout: float = 0.0) -> str:
+    """Graceful stop: SIGTERM to the trainer, which checkpoints and ends ``stopped``; with
+    ``timeout``, waits that long for it and returns the state seen last."""
     from cockpit.run.launch import stop_run as _stop
 
-    _stop(run_dir)
+    return _stop(run_dir, timeout=timeout)
 
 
-def resume_run(run_dir: Path) -> None:
-    """Continue a stopped or failed run from its newest checkpoint, detached."""
+def resume_layout(run_dir: Path, num_processes: int | None = None,
+                  accelerate_config: str | None = None) -> tuple[int, str | None]:
+    """The process layout of a resume: the one asked for, else the run's own."""
+    from cockpit.run.launch import resume_layout as _layout
+
+    return _layout(run_dir, num_processes, accelerate_config)
+
+
+def resume_run(run_dir: Path, num_processes: int | None = None, accelerate_config: str | None = None) -> int:
+    """Continue a stopped or failed run from its newest checkpoint, detached; returns the pid."""
     from cockpit.run.launch import resume_run as _resume
 
-    _resume(run_dir)
+    return _resume(run_dir, num_processes, accelerate_config)
 
 
 def list_runs(output_dir: str | Path | None) -> list[RunInfo]:

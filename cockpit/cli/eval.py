@@ -258,12 +258,11 @@ def cmd_demo(args) -> int:
 
 
 def _train_demo_run(cfg, console) -> Path:
-    from cockpit.run.foreground import run_foreground
-    from cockpit.run.launch import prepare_run
+    from cockpit.app import runs
 
-    run_dir = prepare_run(cfg)
+    run_dir = runs.create_run(cfg)
     console.print(f"run directory: {run_dir}")
-    if run_foreground(run_dir, resume=False) != 0:
+    if runs.train_here(run_dir) != 0:
         raise CockpitError(f"demo training did not finish (see {run_dir / 'train.log'})")
     return run_dir
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from cockpit.config import field_docs, parse_overrides
-from cockpit.run.foreground import run_foreground
 from cockpit.run.registry import DEFAULT_RUNS_ROOT, find_run, known_roots, list_all_runs, registry_path
 
 # Without --output-dir a run is looked for in every runs directory llm-cockpit knows.
@@ -64,18 +62,18 @@ def cmd_train(args) -> int:
         for key, doc in field_docs().items():
             print(f"{key:24} {doc}")
         return 0
-    from cockpit.run.launch import check_launch, prepare_run, single_process, spawn_trainer
+    from cockpit.app import runs
 
     cfg = build_train_config(TrainRequest(args.preset, args.config, parse_overrides(args.overrides)))
-    check_launch(args.num_processes, args.accelerate_config)
+    runs.check_layout(args.num_processes, args.accelerate_config)
     if args.dry_run:
         print(config_used_text(cfg), end="")  # what config_used.yaml would hold
         return 0
-    run_dir = prepare_run(cfg, progress=progress_printer("data"))
-    if args.foreground and single_process(args.num_processes, args.accelerate_config):
+    run_dir = runs.create_run(cfg, args.num_processes, args.accelerate_config, progress=progress_printer("data"))
+    if args.foreground and runs.trains_here(args.num_processes, args.accelerate_config):
         print(run_dir, flush=True)
-        return run_foreground(run_dir, resume=False)
-    spawn_trainer(run_dir, num_processes=args.num_processes, accelerate_config=args.accelerate_config)
+        return runs.train_here(run_dir)
+    runs.launch(run_dir, args.num_processes, args.accelerate_config)
     print(run_dir)
     if args.foreground:
         return _wait_printing(run_dir)
@@ -137,27 +135,24 @@ def cmd_runs(args) -> int:
 
 
 def cmd_stop(args) -> int:
-    from cockpit.run.launch import stop_run
+    from cockpit.app import runs
 
     run_dir = find_run(args.run, args.output_dir)
-    state = stop_run(run_dir, timeout=args.wait)
+    state = runs.stop_run(run_dir, timeout=args.wait)
     print(f"{run_dir.name}: {'stop requested' if state in ('starting', 'running') else state}")
     return 0
 
 
 def cmd_resume(args) -> int:
-    from cockpit.run.launch import check_resumable, resume_layout, resume_run, single_process
-    from cockpit.run.status import write_launch
+    from cockpit.app import runs
 
     run_dir = find_run(args.run, args.output_dir)
-    layout = resume_layout(run_dir, args.num_processes, args.accelerate_config)
-    if args.foreground and single_process(*layout):
-        check_resumable(run_dir)
-        write_launch(run_dir, new_session=True, pid=os.getpid())  # this process is the trainer
+    layout = runs.resume_layout(run_dir, args.num_processes, args.accelerate_config)
+    if args.foreground and runs.trains_here(*layout):
         print(run_dir, flush=True)
-        return run_foreground(run_dir, resume=True)
+        return runs.train_here(run_dir, resume=True)
     resumed_at = time.time()
-    pid = resume_run(run_dir, *layout)
+    pid = runs.resume_run(run_dir, *layout)
     print(run_dir)
     print(f"resumed in the background (pid {pid}); follow it with: llm-cockpit attach {run_dir.name}",
           file=sys.stderr)

@@ -191,6 +191,13 @@ def resume_run(run_dir: Path, num_processes: int | None = None, accelerate_confi
     return spawn_trainer(run_dir, resume=True, num_processes=num_processes, accelerate_config=accelerate_config)
 
 
+def begin_session_here(run_dir: Path) -> None:
+    """This process is about to continue the run itself (``resume --foreground``): a new
+    launch session, with this process's pid, once the run is resumable."""
+    check_resumable(run_dir)
+    write_launch(run_dir, new_session=True, pid=os.getpid())
+
+
 def wait_for(run_dir: Path, states: tuple[str, ...], timeout: float) -> str:
     """Poll the status until one of ``states`` (or the timeout); returns the last state."""
     deadline = time.time() + timeout

@@ -96,7 +96,7 @@ def test_each_status_file_has_one_writer():
     """status.json is written by the trainer only, launch.json by the launchers only, both
     through cockpit.run.status (and no module writes either file another way)."""
     trainer_side = {"cockpit/training"}
-    launcher_side = {"cockpit/run/launch.py", "cockpit/cli/train.py"}  # cli/train: resume --foreground
+    launcher_side = {"cockpit/run/launch.py"}
     for path in _modules("cockpit", "screens", "widgets"):
         rel, names = _rel(path), _imports(path)
         if rel == "cockpit/run/status.py":

@@ -1,8 +1,9 @@
 """Runs, as every front end starts, stops, resumes and lists them.
 
 The CLI, the screens and the plain wizard call these functions instead of the engine's
-launch and foreground modules, for two reasons: the slow ones (anything that touches torch or a tokenizer) are imported here
-lazily, inside the function, so the UI starts fast; and the engine's results are turned
+launch and foreground modules, for two reasons: the slow ones (anything that touches
+torch or a tokenizer) are imported here lazily, inside the function, so the UI starts
+fast; and the engine's results are turned
 into the small view types the screens draw (see :mod:`cockpit.app.wizard` for the
 wizard's), so a change in the engine is one change here.
 """
@@ -55,8 +56,8 @@ def launch(run_dir: Path, num_processes: int = 1, accelerate_config: str | None 
     return spawn_trainer(run_dir, num_processes=num_processes, accelerate_config=accelerate_config)
 
 
-def train_here(run_dir: Path, resume: bool = False) -> int:
-    """Train (or continue) the run in this process, one line per event on stderr; the exit
+def train_here(run_dir: Path, resume: bool = False, echo=None) -> int:
+    """Train (or continue) the run in this process, each event also to ``echo``; the exit
     status (0 finished or stopped, 1 failed). A resume starts a new launch session first."""
     from cockpit.run.foreground import run_foreground
 
@@ -64,7 +65,7 @@ def train_here(run_dir: Path, resume: bool = False) -> int:
         from cockpit.run.launch import begin_session_here
 
         begin_session_here(run_dir)
-    return run_foreground(run_dir, resume=resume)
+    return run_foreground(run_dir, resume=resume, echo=echo)
 
 
 def start_run(cfg: TrainConfig, num_processes: int = 1, accelerate_config: str | None = None,

@@ -25,6 +25,7 @@ from cockpit.errors import CockpitError
 from cockpit.run_config import resolve_data_path
 from cockpit.planning.estimate import RunEstimate, estimate_run
 from cockpit.run.registry import DEFAULT_RUNS_ROOT
+from cockpit.training.precision import decide_precision
 
 DEMO_DATA = TrainConfig.data  # data/dsl_train.jsonl: the bundled copy when not in the project
 DEMO_EVAL = "data/dsl_eval.jsonl"
@@ -159,7 +160,9 @@ class WizardEngine:
         gib = 2**30
         lines = []
         for g in hw.gpus:
-            bf16 = "it supports bf16, the 16-bit format that trains most stably" if g.bf16 else \
+            # what precision=auto (every preset's) trains in on it: the trainer's own rule
+            auto = decide_precision("auto", "lora", cuda=True, bf16_supported=g.bf16).compute
+            bf16 = "it supports bf16, the 16-bit format that trains most stably" if auto == "bf16" else \
                 "it has no bf16, so 16-bit training uses fp16"
             lines.append(f"GPU {g.index}: {g.name} with {g.total_bytes / gib:.1f} GiB of memory "
                          f"({g.free_bytes / gib:.1f} GiB free now); {bf16}.")

@@ -259,10 +259,11 @@ def cmd_demo(args) -> int:
 
 def _train_demo_run(cfg, console) -> Path:
     from cockpit.app import runs
+    from cockpit.cli.console import echo_event
 
     run_dir = runs.create_run(cfg)
     console.print(f"run directory: {run_dir}")
-    if runs.train_here(run_dir) != 0:
+    if runs.train_here(run_dir, echo=echo_event) != 0:
         raise CockpitError(f"demo training did not finish (see {run_dir / 'train.log'})")
     return run_dir
 

@@ -178,7 +178,7 @@ def _positive(text: str) -> bool | str:
 
 def run_plain_wizard(output_dir: str | Path | None = None) -> int:
     """The ``wizard --plain`` command: ask, start, and offer to follow the run here."""
-    from cockpit.run.plain import attach_plain
+    from cockpit.cli.console import attach_plain
 
     wizard = PlainWizard(WizardEngine(output_dir))
     try:

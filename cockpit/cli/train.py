@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from cockpit.cli.console import attach_plain, echo_event, progress_printer
 from cockpit.config import field_docs, parse_overrides
 from cockpit.run.registry import DEFAULT_RUNS_ROOT, find_run, known_roots, list_all_runs, registry_path
 
@@ -72,7 +73,7 @@ def cmd_train(args) -> int:
     run_dir = runs.create_run(cfg, args.num_processes, args.accelerate_config, progress=progress_printer("data"))
     if args.foreground and runs.trains_here(args.num_processes, args.accelerate_config):
         print(run_dir, flush=True)
-        return runs.train_here(run_dir)
+        return runs.train_here(run_dir, echo=echo_event)
     runs.launch(run_dir, args.num_processes, args.accelerate_config)
     print(run_dir)
     if args.foreground:
@@ -81,30 +82,9 @@ def cmd_train(args) -> int:
     return 0
 
 
-def progress_printer(what: str, every: float = 2.0):
-    """A ``progress(message, fraction)`` printing to stderr: nothing for the first ``every``
-    seconds (a small dataset's check stays quiet), then at most one line every ``every``
-    seconds, and the last word once anything was said."""
-    t0 = time.time()
-    last: list[float | None] = [None]
-
-    def show(message: str, fraction: float | None) -> None:
-        now = time.time()
-        final = fraction is not None and fraction >= 1.0
-        if (now - t0 < every) if last[0] is None else (now - last[0] < every and not final):
-            return
-        last[0] = now
-        pct = f" ({fraction:.0%})" if fraction is not None and not final else ""
-        print(f"{what}: {message}{pct}", file=sys.stderr, flush=True)
-
-    return show
-
-
 def _wait_printing(run_dir: Path, since: float | None = None) -> int:
     """Follow a detached run in this terminal (progress on stderr) until it ends; with
     ``since``, only what was written from then on (a resumed run's new session)."""
-    from cockpit.run.plain import attach_plain
-
     return attach_plain(run_dir, out=sys.stderr, since=since)
 
 
@@ -150,7 +130,7 @@ def cmd_resume(args) -> int:
     layout = runs.resume_layout(run_dir, args.num_processes, args.accelerate_config)
     if args.foreground and runs.trains_here(*layout):
         print(run_dir, flush=True)
-        return runs.train_here(run_dir, resume=True)
+        return runs.train_here(run_dir, resume=True, echo=echo_event)
     resumed_at = time.time()
     pid = runs.resume_run(run_dir, *layout)
     print(run_dir)

@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 from cockpit.errors import CockpitError
-from cockpit.run.plain import attach_plain
+from cockpit.cli.console import attach_plain
 from cockpit.run.registry import DEFAULT_RUNS_ROOT, find_run
+
 
 def register(sub) -> None:
     p = sub.add_parser("tui", help="open the full-screen cockpit (also: llm-cockpit with no command)",

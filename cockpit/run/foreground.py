@@ -1,20 +1,19 @@
 """Training in this process (``train --foreground``, ``resume --foreground``, ``eval``'s
-baseline run): the trainer's events go to ``events.jsonl`` as always and, one readable line
-each (:func:`cockpit.run.plain.format_event`), to stderr; the log to ``train.log``. The
-logging set-up is put back as it was when the run ends.
+demo run): the trainer's events go to ``events.jsonl`` as always and each also to the
+caller's ``echo`` (the CLI prints a line: :func:`cockpit.cli.console.echo_event`); the log
+to ``train.log``. The logging set-up is put back as it was when the run ends.
 """
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from cockpit.run.plain import format_event
 from cockpit.run.rundir import EVENTS_FILE
 
 
-def run_foreground(run_dir: Path, resume: bool) -> int:
-    """Train in this process, printing one line per event on stderr (and writing the log)."""
+def run_foreground(run_dir: Path, resume: bool, echo: Callable | None = None) -> int:
+    """Train in this process, handing each event to ``echo`` too (and writing the log)."""
     import logging
 
     from cockpit.run import events as ev
@@ -40,7 +39,8 @@ def run_foreground(run_dir: Path, resume: bool) -> int:
 
         def emit(self, event) -> None:
             self.file.emit(event)
-            print(format_event(event), file=sys.stderr, flush=True)
+            if echo is not None:
+                echo(event)
 
     tee = Tee()
     try:

@@ -1,74 +1,17 @@
 """A run's events as readable lines, for the viewers without a screen.
 
-``attach --plain``, ``train --foreground`` and ``wizard --plain`` print the same lines:
-:func:`format_event` turns one event into one line, :func:`attach_plain` follows a run
-(through :class:`cockpit.run.follow.RunState`, like the dashboard) and prints them until
-it ends.
+``attach --plain``, ``train --foreground`` and ``wizard --plain`` show the same lines:
+:func:`format_event` turns one event into one line. The printing is the CLI's
+(:mod:`cockpit.cli.console`); nothing here writes to a terminal.
 """
 
 from __future__ import annotations
 
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 from cockpit.run import events as ev
 from cockpit.run.follow import PhaseView, fmt_bytes, fmt_duration, fmt_num, num, phase_line, summary_line
 from cockpit.training.stages import stage_words
-
-PHASE_TICK_S = 10.0  # how often attach --plain repeats a long phase with its time so far
-
-
-def attach_plain(run_dir: Path, *, interval: float = 0.5, out=None, since: float | None = None,
-                 tick: float = PHASE_TICK_S, now=time.time) -> int:
-    """Print a run's history, then its new events as they come, until it ends.
-
-    With ``since`` (a time), events written before it are not printed. While the trainer
-    is in a long phase (loading the model, the base model's answers, ...), the phase is
-    printed again every ``tick`` seconds with how long it has lasted, so a quiet
-    terminal still says what is happening.
-
-    Exit status: 0 when the run finished or was stopped, 1 when it failed; Ctrl+C
-    detaches (0) and leaves the trainer running.
-    """
-    from cockpit.run.follow import follow
-
-    out = out or sys.stdout
-
-    said: dict = {"phase": None, "at": 0.0}  # the phase last printed, and when
-
-    def show(events, state) -> None:
-        for event in events:
-            if since is None or (event.time or 0.0) >= since:
-                print(format_event(event, state.total_steps), file=out, flush=True)
-                if isinstance(event, ev.Phase):
-                    said["phase"], said["at"] = state.phase and (state.phase.name, state.phase.started), now()
-
-    def ticking(state) -> None:
-        phase = state.current_phase
-        if phase is None or (since is not None and (phase.started or 0.0) < since):
-            return
-        key = (phase.name, phase.started)
-        if key != said["phase"]:  # its line was not printed (filtered out): the tick counts from here
-            said["phase"], said["at"] = key, now()
-        elif now() - said["at"] >= tick:
-            print("  " + phase_line(phase, now()), file=out, flush=True)
-            said["at"] = now()
-
-    print(f"following {run_dir} (Ctrl+C detaches; training continues)", file=sys.stderr, flush=True)
-    try:
-        state = follow(run_dir, show, interval=interval, on_poll=ticking)
-    except KeyboardInterrupt:
-        print(f"detached; training continues. Come back with: llm-cockpit attach {run_dir.name}",
-              file=sys.stderr)
-        return 0
-    if state.state == "failed" and not state.ended_by_event:
-        # the trainer died without writing its end (killed, crashed): status.json tells
-        print(f"run failed: {state.error or 'the trainer ended without a word'}"
-              + (f" -> {state.advice}" if state.advice else ""), file=out, flush=True)
-    return 1 if state.state == "failed" else 0
-
 
 def format_event(e: ev.Event, total_steps: int = 0) -> str:
     """One readable line for an event (what ``attach --plain`` prints)."""
@@ -133,4 +76,4 @@ def _short(text: str | None, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-__all__ = ["attach_plain", "format_event", "gpu_line", "PHASE_TICK_S"]
+__all__ = ["format_event", "gpu_line"]

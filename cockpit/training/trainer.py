@@ -90,13 +90,13 @@ class TrainingRun:
         """Train and return the final state; never raises for training failures."""
         if self.is_main:
             write_status(self.run_dir, state="starting", pid=os.getpid(), error=None, advice=None)
-        step = 0
         # the trackers' variables and the warning filters are this run's: a caller training in
         # its own process (train --foreground, demo, tests) gets its own back afterwards
         with warnings.catch_warnings(), _environment_restored():
-            return self._execute(step)
+            return self._execute()
 
-    def _execute(self, step: int) -> str:
+    def _execute(self) -> str:
+        step = 0
         try:
             self.setup()
             state = self.train()

@@ -10,7 +10,7 @@ import pytest
 
 from cockpit.cli.main import build_parser
 from cockpit.cli.tui import default_handler
-from cockpit.run.plain import attach_plain
+from cockpit.cli.console import attach_plain
 from tests.tui.conftest import CPU_RUN, FIXTURE_RUNS, GPU_RUN, REPO
 
 
